@@ -1,0 +1,41 @@
+// Helpers for splitting flat element ranges across OpenMP threads.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace pk {
+
+// Below this many elements a parallel region costs more than it saves.
+constexpr int64_t kMinElementsPerThread = 1 << 15;
+
+// Threads worth using for `n` independent elementwise items.
+inline int threads_for(int64_t n, int64_t min_per_thread = kMinElementsPerThread) {
+  const int64_t useful = std::max<int64_t>(1, n / min_per_thread);
+  return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), useful));
+}
+
+// Calls body(begin, end) on contiguous chunks of [0, n), one per thread, with
+// chunk starts aligned to 16 floats so each thread's vector loop starts on a
+// cache line when the base pointer does.
+template <typename Body>
+void parallel_chunks(int64_t n, Body body) {
+  const int nthreads = threads_for(n);
+  if (nthreads <= 1) {
+    body(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(nthreads)
+  {
+    const int64_t t = omp_get_thread_num();
+    const int64_t nt = omp_get_num_threads();
+    const int64_t per = ((n + nt - 1) / nt + 15) / 16 * 16;
+    const int64_t begin = std::min(n, t * per);
+    const int64_t end = std::min(n, begin + per);
+    if (begin < end) body(begin, end);
+  }
+}
+
+}  // namespace pk

@@ -1,0 +1,40 @@
+// Shared CUDA plumbing: every runtime call and every launch is checked, and a
+// failure becomes pk::cuda::CudaError naming the kernel or call, which the
+// binding layer turns into pykernels.CudaError (a RuntimeError).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace pk::cuda {
+
+class CudaError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+inline void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    throw CudaError(std::string(what) + ": " + cudaGetErrorName(status) + " (" +
+                    cudaGetErrorString(status) + ")");
+  }
+}
+
+// Call right after a <<<...>>> launch: catches bad configurations at once;
+// asynchronous faults surface at the next checked call on the stream.
+inline void check_launch(const char* kernel_name) { check(cudaGetLastError(), kernel_name); }
+
+inline cudaStream_t as_stream(std::uintptr_t handle) {
+  return reinterpret_cast<cudaStream_t>(handle);
+}
+
+inline unsigned int blocks_for(int64_t work_items, int threads_per_block, unsigned int cap) {
+  const int64_t blocks = (work_items + threads_per_block - 1) / threads_per_block;
+  if (blocks < 1) return 1;
+  return blocks > cap ? cap : static_cast<unsigned int>(blocks);
+}
+
+}  // namespace pk::cuda

@@ -1,0 +1,75 @@
+"""Argument checks shared by every public op.
+
+Conventions (see ARCHITECTURE.md): TypeError for a wrong array type or dtype,
+ValueError for shapes and parameters, and each message names the argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._backend import is_cupy_array
+
+
+def device_of(**arrays) -> str:
+    """'cpu' when every array is a NumPy array, 'cuda' when every one is CuPy."""
+    kinds = {}
+    for name, x in arrays.items():
+        if isinstance(x, np.ndarray):
+            kinds[name] = "cpu"
+        elif is_cupy_array(x):
+            kinds[name] = "cuda"
+        else:
+            raise TypeError(
+                f"{name} must be a numpy.ndarray or cupy.ndarray, got {type(x).__name__}"
+            )
+    if len(set(kinds.values())) > 1:
+        listing = ", ".join(f"{n}: {'NumPy' if k == 'cpu' else 'CuPy'}" for n, k in kinds.items())
+        raise TypeError(
+            f"arrays must all be NumPy (CPU) or all CuPy (GPU), got a mix ({listing})"
+        )
+    return next(iter(kinds.values()))
+
+
+def float32_contiguous(x, name: str):
+    """`x` itself when it is C-contiguous float32, else a contiguous copy.
+
+    Only the layout is fixed silently; a different dtype is the caller's
+    decision (casting float64 loses precision), so it is an error.
+    """
+    if x.dtype != np.float32:
+        raise TypeError(
+            f"{name} has dtype {x.dtype}, but pykernels computes in float32; "
+            f"cast it first, e.g. {name}.astype(numpy.float32)"
+        )
+    if x.flags.c_contiguous:
+        return x
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x)
+    import cupy
+
+    return cupy.ascontiguousarray(x)
+
+
+def same_shape(a, b, a_name: str, b_name: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{a_name} and {b_name} must have the same shape, got {a_name}: {tuple(a.shape)} "
+            f"and {b_name}: {tuple(b.shape)}"
+        )
+
+
+def output_array(out, shape, device: str, name: str = "out"):
+    """Check a caller-supplied output: the kernel writes into it directly, so a
+    copy would silently drop the result. Returns `out` unchanged."""
+    if device_of(**{name: out}) != device:
+        raise TypeError(f"{name} must live on the same device as the inputs ({device})")
+    if out.dtype != np.float32:
+        raise TypeError(f"{name} has dtype {out.dtype}, it must be float32")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(out.shape)}, expected {tuple(shape)}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (the result is written in place)")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return out

@@ -1,0 +1,63 @@
+"""Side-by-side timing: the cases of one comparison run interleaved in one
+process, each sample long enough to dwarf timer resolution, and the median of
+the repeats is reported. Ratios of such medians survive a noisy shared machine
+far better than lone absolute times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from typing import Callable, Dict
+
+
+def _calls_per_sample(fn: Callable[[], object], min_sample_s: float) -> int:
+    fn()  # warm caches, page in outputs, spin up thread pools
+    calls = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_sample_s or calls >= 1 << 20:
+            return calls
+        calls *= 2 if elapsed <= 0 else max(2, min(16, int(min_sample_s / elapsed) + 1))
+
+
+def interleaved_medians(
+    cases: Dict[str, Callable[[], object]], repeats: int = 9, min_sample_s: float = 0.02
+) -> Dict[str, float]:
+    """Median seconds per call of each case, sampled round-robin."""
+    calls = {name: _calls_per_sample(fn, min_sample_s) for name, fn in cases.items()}
+    samples: Dict[str, list] = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(repeats):
+        # Rotate the order so no case always runs right after the same neighbour.
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn, n = cases[name], calls[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples[name].append((time.perf_counter() - start) / n)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+@contextlib.contextmanager
+def pinned_threads(n: int):
+    """Run pykernels' OpenMP pool and NumPy's BLAS with `n` threads each."""
+    import pykernels
+
+    before = pykernels.get_num_threads()
+    pykernels.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the bench extra is missing: NumPy's BLAS keeps its default
+        limiter = contextlib.nullcontext()
+    else:
+        limiter = threadpool_limits(limits=n, user_api="blas")
+    try:
+        with limiter:
+            yield
+    finally:
+        pykernels.set_num_threads(before)

@@ -1,0 +1,80 @@
+"""The `pykernels` command: `pykernels info`, `pykernels bench [SUITE ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _suites():
+    from .bench import SUITES
+
+    return SUITES
+
+
+def _parse_threads(text: str):
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 1,2, got {text!r}")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("thread counts must be >= 1")
+    return values
+
+
+def _bench(args) -> int:
+    from .bench.report import format_table
+
+    suites = _suites()
+    chosen = args.suites or [name for name, s in suites.items() if s.default]
+    unknown = [s for s in chosen if s not in suites]
+    if unknown:
+        print(f"unknown suite(s) {unknown}; choose from {sorted(suites)}", file=sys.stderr)
+        return 2
+    import pykernels
+
+    pykernels.info()
+    results = {}
+    for name in chosen:
+        suite = suites[name]
+        print(f"\n== {name}: {suite.title}", flush=True)
+        rows = suite.run(threads=args.threads, repeats=args.repeats, quick=args.quick)
+        results[name] = rows
+        print(format_table(rows), flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"info": pykernels.build_info(), "results": results}, fh, indent=2,
+                      default=str)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="pykernels", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="print version, CPU instruction set, threads and GPU")
+    bench = sub.add_parser("bench", help="run benchmark suites (default: the main ones)")
+    bench.add_argument("suites", nargs="*", help="suite names (see --list)")
+    bench.add_argument("--threads", type=_parse_threads, default=(1, 2),
+                       help="comma-separated thread counts (default 1,2)")
+    bench.add_argument("--repeats", type=int, default=7, help="samples per case (median)")
+    bench.add_argument("--quick", action="store_true", help="fewer and smaller shapes")
+    bench.add_argument("--json", help="also write the rows as JSON to this file")
+    bench.add_argument("--list", action="store_true", help="list the suites and exit")
+    args = parser.parse_args(argv)
+
+    if args.command == "info":
+        import pykernels
+
+        pykernels.info()
+        return 0
+    if args.list:
+        for name, suite in _suites().items():
+            print(f"{name:10s} {'(default) ' if suite.default else ''}{suite.title}")
+        return 0
+    return _bench(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

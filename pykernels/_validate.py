@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import is_cupy_array
+from ._backend import is_cupy_array, require_cuda
 
 
 def device_of(**arrays) -> str:
-    """'cpu' when every array is a NumPy array, 'cuda' when every one is CuPy."""
+    """'cpu' when every array is a NumPy array, 'cuda' when every one is CuPy
+    and the CUDA path is usable; TypeError or RuntimeError otherwise."""
     kinds = {}
     for name, x in arrays.items():
         if isinstance(x, np.ndarray):
@@ -28,7 +29,10 @@ def device_of(**arrays) -> str:
         raise TypeError(
             f"arrays must all be NumPy (CPU) or all CuPy (GPU), got a mix ({listing})"
         )
-    return next(iter(kinds.values()))
+    device = next(iter(kinds.values()))
+    if device == "cuda":
+        require_cuda()  # a clear error now rather than a failed launch later
+    return device
 
 
 def float32_contiguous(x, name: str):

@@ -39,13 +39,13 @@ def relu(x, *, out=None):
     return y
 
 
-def relu_backward(dy, y):
+def relu_backward(dy, y, *, out=None):
     """Gradient of relu given the upstream gradient `dy` and relu's output `y`."""
     device = device_of(dy=dy, y=y)
     same_shape(dy, y, "dy", "y")
     dy = float32_contiguous(dy, "dy")
     y = float32_contiguous(y, "y")
-    dx = _empty_like(dy)
+    dx = _result(out, dy, device)
     if device == "cpu":
         cpu().relu_backward(dy, y, dx)
     else:

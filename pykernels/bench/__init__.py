@@ -21,6 +21,24 @@ def _relu(**kw):
                     repeats=kw["repeats"])
 
 
+def _relu_gpu(**kw):
+    from . import relu_gpu
+
+    return relu_gpu.run(mib=64 if kw.get("quick") else 256, repeats=kw["repeats"])
+
+
+def _gpu_usable() -> bool:
+    from .. import cuda
+
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return False
+    return cuda.is_available()
+
+
 SUITES = {
     "relu": Suite("ReLU forward bandwidth vs np.maximum and np.copyto (64 MiB)", _relu),
+    "relu-gpu": Suite("ReLU forward bandwidth on the GPU vs cupy.maximum and a copy",
+                      _relu_gpu, default=_gpu_usable()),
 }

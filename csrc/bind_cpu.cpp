@@ -35,4 +35,6 @@ PYBIND11_MODULE(_cpu, m) {
       py::arg("name"), "Use `name` (generic, avx2, avx512) for the SIMD kernels");
 
   pk::bind::register_relu(m);
+  pk::bind::register_gemm(m);
+  pk::bind::register_peak(m);
 }

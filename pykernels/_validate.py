@@ -35,17 +35,20 @@ def device_of(**arrays) -> str:
     return device
 
 
-def float32_contiguous(x, name: str):
-    """`x` itself when it is C-contiguous float32, else a contiguous copy.
-
-    Only the layout is fixed silently; a different dtype is the caller's
-    decision (casting float64 loses precision), so it is an error.
-    """
+def require_float32(x, name: str):
+    """A different dtype is the caller's decision (casting float64 loses
+    precision), so it is an error that says how to cast, never a silent copy."""
     if x.dtype != np.float32:
         raise TypeError(
             f"{name} has dtype {x.dtype}, but pykernels computes in float32; "
             f"cast it first, e.g. {name}.astype(numpy.float32)"
         )
+    return x
+
+
+def float32_contiguous(x, name: str):
+    """`x` itself when it is C-contiguous float32, else a contiguous copy."""
+    require_float32(x, name)
     if x.flags.c_contiguous:
         return x
     if isinstance(x, np.ndarray):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import cpu, current_stream_ptr, require_cuda
-from ._validate import device_of, float32_contiguous, output_array, same_shape
+from ._validate import device_of, float32_contiguous, output_array, require_float32, same_shape
 
 
 def _empty_like(x):
@@ -53,3 +53,111 @@ def relu_backward(dy, y, *, out=None):
             dy.data.ptr, y.data.ptr, dx.data.ptr, dy.size, current_stream_ptr()
         )
     return dx
+
+
+# ---- GEMM and linear ------------------------------------------------------
+
+GEMM_ALGOS = ("auto", "naive", "blocked", "packed")
+
+
+def _is_row_major(m) -> bool:
+    """Unit column stride and a row stride covering the row: what BLAS calls a
+    row-major matrix with a leading dimension."""
+    rows, cols = m.shape
+    row_stride, col_stride = m.strides
+    if rows == 0 or cols == 0:
+        return True
+    return (cols <= 1 or col_stride == 4) and (
+        rows <= 1 or (row_stride % 4 == 0 and row_stride >= 4 * cols))
+
+
+def _as_gemm_operand(m, trans: bool, name: str):
+    """A view the kernel can read, and the transpose flag that goes with it.
+    A transposed (column-major) view flips the flag instead of being copied."""
+    if m.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {m.shape}")
+    require_float32(m, name)
+    if _is_row_major(m):
+        return m, trans
+    if _is_row_major(m.T):
+        return m.T, not trans
+    return np.ascontiguousarray(m), trans
+
+
+def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, algo="auto"):
+    """C = alpha * op(a) @ op(b) + beta * C, with op(x) = x.T when trans_x.
+
+    Without `c` a new (M, N) array is returned (and beta must be 0). With `c`
+    the result is written into it (it must be C-contiguous float32 of shape
+    (M, N)) and returned. beta == 0 ignores what `c` held, NaN included.
+    `algo` picks a rung of the ladder: 'naive', 'blocked', 'packed' or 'auto'.
+    """
+    arrays = {"a": a, "b": b} if c is None else {"a": a, "b": b, "c": c}
+    if device_of(**arrays) != "cpu":
+        raise NotImplementedError("gemm on CuPy arrays is not available yet")
+    if algo not in GEMM_ALGOS:
+        raise ValueError(f"algo must be one of {GEMM_ALGOS}, got {algo!r}")
+    a_view, trans_a = _as_gemm_operand(a, bool(trans_a), "a")
+    b_view, trans_b = _as_gemm_operand(b, bool(trans_b), "b")
+    m, k = a_view.shape[::-1] if trans_a else a_view.shape
+    k_b, n = b_view.shape[::-1] if trans_b else b_view.shape
+    if k != k_b:
+        raise ValueError(f"inner dimensions do not match: a {a.shape} and b {b.shape} "
+                         f"give op(a) ({m}, {k}) and op(b) ({k_b}, {n})")
+    if c is None:
+        if beta != 0:
+            raise ValueError(f"beta={beta} needs an input c to scale")
+        c = np.empty((m, n), dtype=np.float32)
+    else:
+        output_array(c, (m, n), "cpu", "c")
+        # The kernel streams C while reading A and B: an overlapping input
+        # would be overwritten mid-product, so it is read from a copy.
+        if np.may_share_memory(c, a_view):
+            a_view = a_view.copy()
+        if np.may_share_memory(c, b_view):
+            b_view = b_view.copy()
+    cpu().gemm(a_view, b_view, c, float(alpha), float(beta), trans_a, trans_b, algo)
+    return c
+
+
+def _check_linear_shapes(x, weight, x_name="x"):
+    require_float32(weight, "weight")
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be 2-D (out_features, in_features), got {weight.shape}")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"{x_name} {x.shape} does not match weight {weight.shape}: its last "
+                         f"dimension must be in_features={weight.shape[1]}")
+
+
+def linear(x, weight, bias=None):
+    """y = x @ weight.T + bias, over any leading dimensions of x (as torch)."""
+    device_of(x=x, weight=weight, **({} if bias is None else {"bias": bias}))
+    _check_linear_shapes(x, weight)
+    x = float32_contiguous(x, "x")
+    x2 = x.reshape(-1, x.shape[-1])
+    y = np.empty((x2.shape[0], weight.shape[0]), dtype=np.float32)
+    beta = 0.0
+    if bias is not None:
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        float32_contiguous(bias, "bias")
+        y[...] = bias  # the GEMM then accumulates onto the broadcast bias
+        beta = 1.0
+    gemm(x2, weight, y, beta=beta, trans_b=True)
+    return y.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def linear_backward(dy, x, weight):
+    """Gradients of linear: dx = dy @ weight, dw = dy.T @ x, db = dy summed."""
+    device_of(dy=dy, x=x, weight=weight)
+    _check_linear_shapes(x, weight)
+    expected = (*x.shape[:-1], weight.shape[0])
+    if dy.shape != expected:
+        raise ValueError(f"dy has shape {dy.shape}, expected {expected} for x {x.shape} "
+                         f"and weight {weight.shape}")
+    dy2 = float32_contiguous(dy, "dy").reshape(-1, weight.shape[0])
+    x2 = float32_contiguous(x, "x").reshape(-1, weight.shape[1])
+    dx = gemm(dy2, weight).reshape(x.shape)
+    dw = gemm(dy2, x2, trans_a=True)
+    db = dy2.sum(axis=0, dtype=np.float32)
+    return dx, dw, db

@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -15,11 +16,15 @@ import pykernels
 from pykernels import _cpu
 
 ROOT = Path(__file__).resolve().parents[1]
+# Child interpreters start outside the checkout: `python -c` puts the working
+# directory first on sys.path, where the source tree (without the compiled
+# modules) would shadow the installed package.
+OUTSIDE = tempfile.gettempdir()
 
 
 def run_python(code, env=None, **kwargs):
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=env, check=True, **kwargs).stdout
+                          text=True, env=env, check=True, cwd=OUTSIDE, **kwargs).stdout
 
 
 def test_info_reports_the_facts(capsys):
@@ -39,11 +44,13 @@ def test_info_reports_the_facts(capsys):
 
 @pytest.mark.parametrize("argv", [["-m", "pykernels", "info"]])
 def test_info_from_the_command_line(argv):
-    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=True,
+                         cwd=OUTSIDE)
     assert "CPU instruction set:" in out.stdout
     script = shutil.which("pykernels", path=os.path.dirname(sys.executable))
     if script:
-        out2 = subprocess.run([script, "info"], capture_output=True, text=True, check=True)
+        out2 = subprocess.run([script, "info"], capture_output=True, text=True, check=True,
+                              cwd=OUTSIDE)
         assert out2.stdout.splitlines()[0] == out.stdout.splitlines()[0]
 
 

@@ -21,6 +21,26 @@ def _relu(**kw):
                     repeats=kw["repeats"])
 
 
+def _peak(**kw):
+    from . import peak
+
+    return peak.run(threads=kw["threads"], repeats=kw["repeats"],
+                    mib=128 if kw.get("quick") else 512)
+
+
+def _gemm(**kw):
+    from . import gemm
+
+    return gemm.run(**kw)
+
+
+def _gemm_ladder(**kw):
+    from . import gemm
+
+    return gemm.run_ladder(threads=kw["threads"], repeats=min(kw["repeats"], 3),
+                           quick=kw.get("quick", False))
+
+
 def _relu_gpu(**kw):
     from . import relu_gpu
 
@@ -38,6 +58,10 @@ def _gpu_usable() -> bool:
 
 
 SUITES = {
+    "peak": Suite("FP32 FMA peak per ISA and thread count, and read bandwidth", _peak),
+    "gemm": Suite("SGEMM vs numpy.matmul: squares, AlexNet shapes, small sizes", _gemm),
+    "gemm-ladder": Suite("SGEMM ladder (naive, blocked, packed) vs NumPy at n=512, 1024",
+                         _gemm_ladder),
     "relu": Suite("ReLU forward bandwidth vs np.maximum and np.copyto (64 MiB)", _relu),
     "relu-gpu": Suite("ReLU forward bandwidth on the GPU vs cupy.maximum and a copy",
                       _relu_gpu, default=_gpu_usable()),

@@ -4,5 +4,6 @@ clarity, computed in the dtype they are given (float64 for gradient checks).
 """
 
 from .activation import relu, relu_backward
+from .gemm import gemm, linear, linear_backward
 
-__all__ = ["relu", "relu_backward"]
+__all__ = ["gemm", "linear", "linear_backward", "relu", "relu_backward"]

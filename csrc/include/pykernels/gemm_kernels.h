@@ -23,17 +23,21 @@ namespace gemm {
 using MicroKernelFn = void (*)(int64_t kc, const float* a_panel, const float* b_panel, float* c,
                                int64_t ldc, float alpha, float beta);
 
-// Fills dst[p * width + j] for p < kc, j < width with
-//   src[p * ld + j]   (strided == false: the panel's row is contiguous), or
+// Packs a kc-deep block of `extent` columns into ceil(extent / width)
+// panels: column j of the block lands in panel q = j / width, stored at
+// dst + q * width * kc as dst[p * width + j % width], with the value
+//   src[p * ld + j]   (strided == false: a panel row is a contiguous run), or
 //   src[j * ld + p]   (strided == true: read down columns, a transpose),
-// for j < valid, and zero for valid <= j < width.
-using PackFn = void (*)(const float* src, int64_t ld, bool strided, int64_t valid, int64_t kc,
+// and zeros past `extent` in the last panel. Working on whole blocks lets a
+// packer read each source row once, front to back, which is what hardware
+// prefetchers and the TLB like.
+using PackFn = void (*)(const float* src, int64_t ld, bool strided, int64_t extent, int64_t kc,
                         int width, float* dst);
 
 struct MicroKernel {
   int mr;                // rows of the register tile (A panel width)
   int nr;                // columns of the register tile (B panel width)
-  MicroKernelFn kernel;
+  MicroKernelFn kernel;  // needs mr * nr <= 4096
   PackFn pack_a;         // packs A panels of width mr; nullptr = portable packer
   PackFn pack_b;         // packs B panels of width nr; nullptr = portable packer
   int kc;                // depth of one packed block: B panel kc x nr stays in L1

@@ -1,0 +1,428 @@
+// Single-precision GEMM on row-major matrices: C = alpha * op(A) * op(B) + beta * C,
+// op(A) is M x K, op(B) is K x N, op(X) = X or X^T as stored (see gemm.h).
+//
+// Variants, a ladder from readable to fast:
+//   naive   - one dot product per C element, nothing else.
+//   blocked - cache tiles and i-k-j loop order, so the innermost loop runs
+//             along a contiguous row of B and C and the compiler vectorizes it.
+//   packed  - Goto/BLIS: blocks of op(A) (MC x KC) and op(B) (KC x NC) are
+//             copied into micro-panels that the per-ISA register-tile kernel
+//             (gemm_kernel_<isa>.cpp) streams through; the copy reads through
+//             any transpose, so all four layouts run at the same speed.
+//   auto    - packed, except tiny problems where setup would dominate.
+//
+// Threading never splits the K sum: every C element accumulates over k in the
+// same order whatever the thread count, so results are bitwise reproducible.
+#include "pykernels/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+#include "pykernels/gemm_kernels.h"
+#include "pykernels/isa.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace pk {
+namespace {
+
+using gemm::MicroKernel;
+
+struct GemmArgs {
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+  float alpha;
+  const float* a;
+  int64_t lda;
+  const float* b;
+  int64_t ldb;
+  float beta;
+  float* c;
+  int64_t ldc;
+
+  // op(A)[i][p] and op(B)[p][j], reading through the stored transpose.
+  float a_at(int64_t i, int64_t p) const { return trans_a ? a[p * lda + i] : a[i * lda + p]; }
+  float b_at(int64_t p, int64_t j) const { return trans_b ? b[j * ldb + p] : b[p * ldb + j]; }
+};
+
+int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
+int64_t round_up(int64_t x, int64_t multiple) { return ceil_div(x, multiple) * multiple; }
+
+int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// C = beta * C on rows [row_begin, row_end); beta == 0 writes zeros so that
+// NaN or garbage already in C cannot leak into the result.
+void scale_rows(const GemmArgs& g, int64_t row_begin, int64_t row_end) {
+  if (g.beta == 1.0f) return;
+  for (int64_t i = row_begin; i < row_end; ++i) {
+    float* row = g.c + i * g.ldc;
+    if (g.beta == 0.0f) {
+      std::fill(row, row + g.n, 0.0f);
+    } else {
+      for (int64_t j = 0; j < g.n; ++j) row[j] *= g.beta;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- naive ----
+
+void sgemm_naive(const GemmArgs& g) {
+  for (int64_t i = 0; i < g.m; ++i) {
+    for (int64_t j = 0; j < g.n; ++j) {
+      float sum = 0.0f;
+      for (int64_t p = 0; p < g.k; ++p) sum += g.a_at(i, p) * g.b_at(p, j);
+      float& out = g.c[i * g.ldc + j];
+      out = g.beta == 0.0f ? g.alpha * sum : g.alpha * sum + g.beta * out;
+    }
+  }
+}
+
+// -------------------------------------------------------------- blocked ----
+
+// Tiles sized so one row block of C plus a KB x NB tile of B stay in L2.
+constexpr int64_t kBlockRows = 32;
+constexpr int64_t kBlockDepth = 256;
+constexpr int64_t kBlockCols = 512;
+
+// C[i][j0:j1] += a_ip * op(B)[p][j0:j1]; contiguous unless B is transposed.
+void axpy_row(const GemmArgs& g, float a_ip, int64_t p, int64_t j0, int64_t j1, float* c_row) {
+  if (!g.trans_b) {
+    const float* b_row = g.b + p * g.ldb;
+    for (int64_t j = j0; j < j1; ++j) c_row[j] += a_ip * b_row[j];
+  } else {
+    const float* b_col = g.b + p;
+    for (int64_t j = j0; j < j1; ++j) c_row[j] += a_ip * b_col[j * g.ldb];
+  }
+}
+
+void blocked_row_block(const GemmArgs& g, int64_t i0, int64_t i1) {
+  scale_rows(g, i0, i1);
+  for (int64_t j0 = 0; j0 < g.n; j0 += kBlockCols) {
+    const int64_t j1 = std::min(g.n, j0 + kBlockCols);
+    for (int64_t p0 = 0; p0 < g.k; p0 += kBlockDepth) {
+      const int64_t p1 = std::min(g.k, p0 + kBlockDepth);
+      for (int64_t i = i0; i < i1; ++i) {
+        float* c_row = g.c + i * g.ldc;
+        for (int64_t p = p0; p < p1; ++p) axpy_row(g, g.alpha * g.a_at(i, p), p, j0, j1, c_row);
+      }
+    }
+  }
+}
+
+void sgemm_blocked(const GemmArgs& g) {
+  const int64_t row_blocks = ceil_div(g.m, kBlockRows);
+  const bool worth_threads = g.m * g.n * g.k >= (int64_t{1} << 18);
+#pragma omp parallel for schedule(static) if (worth_threads)
+  for (int64_t blk = 0; blk < row_blocks; ++blk) {
+    const int64_t i0 = blk * kBlockRows;
+    blocked_row_block(g, i0, std::min(g.m, i0 + kBlockRows));
+  }
+}
+
+// --------------------------------------------------------------- packed ----
+
+// Grow-only 64-byte aligned scratch, one per thread, so repeated calls do not
+// allocate.
+class Scratch {
+ public:
+  ~Scratch() { std::free(data_); }
+  float* get(int64_t floats) {
+    if (floats > capacity_) {
+      std::free(data_);
+      const size_t bytes = static_cast<size_t>(round_up(floats * 4, 64));
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (data_ == nullptr) {
+        capacity_ = 0;
+        throw std::bad_alloc();
+      }
+      capacity_ = floats;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+thread_local Scratch t_a_scratch;
+thread_local Scratch t_b_scratch;
+
+void pack_portable(const float* src, int64_t ld, bool strided, int64_t extent, int64_t kc, int width,
+                   float* dst) {
+  for (int64_t j0 = 0; j0 < extent; j0 += width, dst += width * kc) {
+    const int64_t live = std::min<int64_t>(width, extent - j0);
+    for (int64_t p = 0; p < kc; ++p) {
+      float* out = dst + p * width;
+      for (int64_t j = 0; j < live; ++j) out[j] = strided ? src[(j0 + j) * ld + p] : src[p * ld + j0 + j];
+      for (int64_t j = live; j < width; ++j) out[j] = 0.0f;
+    }
+  }
+}
+
+const MicroKernel& kernel_for(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return gemm::kAvx512Kernel;
+    case Isa::Avx2: return gemm::kAvx2Kernel;
+    default: return gemm::kGenericKernel;
+  }
+}
+
+// Block sizes for one call. kc depends only on k and the kernel (never on
+// threads) because it fixes where the K sum is cut; mc/nc only partition C.
+struct Blocking {
+  int64_t kc, mc, nc;
+};
+
+// Cut `extent` into equal blocks no larger than `cap`, rounded to `multiple`,
+// so that no block is a thin leftover.
+int64_t even_block(int64_t extent, int64_t cap, int64_t multiple) {
+  const int64_t blocks = ceil_div(extent, cap);
+  return round_up(ceil_div(extent, blocks), multiple);
+}
+
+// Rectangle of C owned by one thread, in units of rows/columns.
+struct TileRange {
+  int64_t i_begin, i_end, j_begin, j_end;
+};
+
+// B micro-panels packed per step on the first pass over a B block.
+constexpr int64_t kPackGroupPanels = 4;
+
+class PackedGemm {
+ public:
+  PackedGemm(const MicroKernel& uk, const GemmArgs& g) : uk_(uk), g_(g) {
+    kc_ = std::max<int64_t>(1, even_block(g.k, uk.kc, 1));
+  }
+
+  void run(int threads) {
+    int grid_m = 1, grid_n = 1;
+    choose_grid(threads, &grid_m, &grid_n);
+    const int cells = grid_m * grid_n;
+    if (cells == 1) {
+      compute({0, g_.m, 0, g_.n});
+      return;
+    }
+#pragma omp parallel num_threads(cells)
+    {
+#ifdef _OPENMP
+      const int self = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+      const int self = 0, team = 1;
+#endif
+      // A team smaller than asked (nested parallelism, limits) still covers every cell.
+      for (int cell = self; cell < cells; cell += team) {
+        compute(cell_range(cell / grid_n, grid_m, cell % grid_n, grid_n));
+      }
+    }
+  }
+
+ private:
+  // Split C into grid_m x grid_n rectangles of whole register tiles, choosing
+  // the shape whose busiest thread does the least padded compute plus packing
+  // (each thread packs the A rows and B columns of its own rectangle).
+  void choose_grid(int threads, int* grid_m, int* grid_n) const {
+    double best = -1.0;
+    for (int gm = 1; gm <= threads; ++gm) {
+      if (threads % gm != 0) continue;
+      const int gn = threads / gm;
+      const double rows = static_cast<double>(ceil_div(ceil_div(g_.m, uk_.mr), gm) * uk_.mr);
+      const double cols = static_cast<double>(ceil_div(ceil_div(g_.n, uk_.nr), gn) * uk_.nr);
+      const double k = static_cast<double>(g_.k);
+      constexpr double kPackCostInFmas = 16.0;  // one packed float vs. one FMA lane
+      const double a_packs = static_cast<double>(ceil_div(static_cast<int64_t>(cols), uk_.nc));
+      const double cost = rows * cols * k + kPackCostInFmas * k * (rows * a_packs + cols);
+      if (best < 0.0 || cost < best) {
+        best = cost;
+        *grid_m = gm;
+        *grid_n = gn;
+      }
+    }
+  }
+
+  TileRange cell_range(int gi, int grid_m, int gj, int grid_n) const {
+    const int64_t m_tiles = ceil_div(g_.m, uk_.mr), n_tiles = ceil_div(g_.n, uk_.nr);
+    auto edge = [](int64_t tiles, int part, int parts, int64_t width, int64_t limit) {
+      return std::min(limit, tiles * part / parts * width);
+    };
+    return {edge(m_tiles, gi, grid_m, uk_.mr, g_.m), edge(m_tiles, gi + 1, grid_m, uk_.mr, g_.m),
+            edge(n_tiles, gj, grid_n, uk_.nr, g_.n), edge(n_tiles, gj + 1, grid_n, uk_.nr, g_.n)};
+  }
+
+  // Goto's five loops over one thread's rectangle of C. The B block is packed
+  // piecewise during the first pass over it (see macro_kernel), not up front.
+  void compute(const TileRange& r) const {
+    const int64_t rows = r.i_end - r.i_begin, cols = r.j_end - r.j_begin;
+    if (rows <= 0 || cols <= 0) return;
+    const int64_t mc = even_block(rows, uk_.mc, uk_.mr);
+    const int64_t nc = even_block(cols, uk_.nc, uk_.nr);
+    float* a_pack = t_a_scratch.get(mc * kc_);
+    // With a single row block each B panel is used by one pass only, so a
+    // small ring of panels (kept in L1/L2) replaces the whole packed block.
+    const bool single_pass = mc >= rows;
+    const int64_t group_cols = kPackGroupPanels * uk_.nr;
+    float* b_pack = t_b_scratch.get(kc_ * (single_pass ? group_cols : nc));
+    for (int64_t jc = r.j_begin; jc < r.j_end; jc += nc) {
+      const int64_t nc_now = std::min(nc, r.j_end - jc);
+      for (int64_t pc = 0; pc < g_.k; pc += kc_) {
+        const int64_t kc_now = std::min(kc_, g_.k - pc);
+        // Only the first K block applies the caller's beta; later ones accumulate.
+        const float beta = pc == 0 ? g_.beta : 1.0f;
+        for (int64_t ic = r.i_begin; ic < r.i_end; ic += mc) {
+          const int64_t mc_now = std::min(mc, r.i_end - ic);
+          pack_a(ic, mc_now, pc, kc_now, a_pack);
+          const BBlock b_block{jc, pc, kc_now, nc_now, b_pack, ic == r.i_begin, single_pass};
+          macro_kernel(b_block, mc_now, a_pack, g_.c + ic * g_.ldc + jc, beta);
+        }
+      }
+    }
+  }
+
+  void pack_a(int64_t i0, int64_t rows, int64_t p0, int64_t kc, float* dst) const {
+    const gemm::PackFn pack = uk_.pack_a ? uk_.pack_a : pack_portable;
+    const float* src = g_.trans_a ? g_.a + p0 * g_.lda + i0 : g_.a + i0 * g_.lda + p0;
+    pack(src, g_.lda, !g_.trans_a, rows, kc, uk_.mr, dst);
+  }
+
+  // Where op(B)[p0][j0] is stored.
+  const float* b_source(int64_t p0, int64_t j0) const {
+    return g_.trans_b ? g_.b + j0 * g_.ldb + p0 : g_.b + p0 * g_.ldb + j0;
+  }
+
+  void pack_b(int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) const {
+    const gemm::PackFn pack = uk_.pack_b ? uk_.pack_b : pack_portable;
+    pack(b_source(p0, j0), g_.ldb, g_.trans_b, cols, kc, uk_.nr, dst);
+  }
+
+  // Walks the cache lines of a stored region of B (the next group to pack),
+  // touching a few per micro-kernel call: rows of B sit ldb apart, too far
+  // for hardware prefetchers, and spreading the requests lets the memory
+  // reads overlap the arithmetic instead of stalling the packer.
+  class Prefetcher {
+   public:
+    Prefetcher() = default;
+    Prefetcher(const float* src, int64_t ld, int64_t rows, int64_t run) : src_(src), ld_(ld), rows_(rows), run_(run) {}
+    int64_t lines() const { return rows_ * ceil_div(run_, kLineFloats); }
+    void advance(int64_t count) {
+      for (; count > 0 && row_ < rows_; --count) {
+        __builtin_prefetch(src_ + row_ * ld_ + x_, 0, 2);
+        x_ += kLineFloats;
+        if (x_ >= run_) x_ = 0, ++row_;
+      }
+    }
+
+   private:
+    static constexpr int64_t kLineFloats = 16;
+    const float* src_ = nullptr;
+    int64_t ld_ = 0, rows_ = 0, run_ = 0, row_ = 0, x_ = 0;
+  };
+
+  Prefetcher b_prefetcher(int64_t p0, int64_t kc, int64_t j0, int64_t cols) const {
+    // Transposed B stores each column of op(B) as a contiguous run of kc.
+    return g_.trans_b ? Prefetcher(b_source(p0, j0), g_.ldb, cols, kc)
+                      : Prefetcher(b_source(p0, j0), g_.ldb, kc, cols);
+  }
+
+  // One KC x NC block of op(B), with whether this pass must pack it.
+  struct BBlock {
+    int64_t jc, pc, kc, cols;
+    float* pack;
+    bool pack_now;
+    bool ring;  // pack holds one group of panels, refilled as jr advances
+  };
+
+  // jr outer, ir inner: one B micro-panel stays in L1 while A panels stream
+  // from L2. On the first pass B is packed a few panels at a time just before
+  // use, so freshly packed panels are consumed from cache rather than written
+  // out to L3 and read back.
+  void macro_kernel(const BBlock& blk, int64_t rows, const float* a_pack, float* c, float beta) const {
+    const int64_t kc = blk.kc, group = kPackGroupPanels * uk_.nr;
+    const int64_t calls_per_group = kPackGroupPanels * ceil_div(rows, uk_.mr);
+    Prefetcher next_group;
+    int64_t lines_per_call = 0;
+    for (int64_t jr = 0; jr < blk.cols; jr += uk_.nr) {
+      if (blk.pack_now && jr % group == 0) {
+        pack_b(blk.pc, kc, blk.jc + jr, std::min(group, blk.cols - jr), blk.pack + (blk.ring ? 0 : jr * kc));
+        const int64_t next = jr + group;
+        if (next < blk.cols) {
+          next_group = b_prefetcher(blk.pc, kc, blk.jc + next, std::min(group, blk.cols - next));
+          lines_per_call = ceil_div(next_group.lines(), calls_per_group);
+        }
+      }
+      const int64_t tile_cols = std::min<int64_t>(uk_.nr, blk.cols - jr);
+      const float* b_panel = blk.pack + (blk.ring ? jr % group : jr) * kc;
+      for (int64_t ir = 0; ir < rows; ir += uk_.mr) {
+        const int64_t tile_rows = std::min<int64_t>(uk_.mr, rows - ir);
+        const float* a_panel = a_pack + ir * kc;
+        float* c_tile = c + ir * g_.ldc + jr;
+        next_group.advance(lines_per_call);
+        if (tile_rows == uk_.mr && tile_cols == uk_.nr) {
+          uk_.kernel(kc, a_panel, b_panel, c_tile, g_.ldc, g_.alpha, beta);
+        } else {
+          edge_tile(kc, a_panel, b_panel, c_tile, tile_rows, tile_cols, beta);
+        }
+      }
+    }
+  }
+
+  // A partial tile runs the same kernel on a full-size scratch tile, so edge
+  // elements get exactly the arithmetic interior elements would.
+  void edge_tile(int64_t kc, const float* a_panel, const float* b_panel, float* c, int64_t rows,
+                 int64_t cols, float beta) const {
+    constexpr int kMaxTile = 64 * 64;
+    alignas(64) float tile[kMaxTile];
+    const int64_t nr = uk_.nr;
+    if (beta != 0.0f) {
+      std::fill(tile, tile + uk_.mr * nr, 0.0f);
+      for (int64_t i = 0; i < rows; ++i) std::copy(c + i * g_.ldc, c + i * g_.ldc + cols, tile + i * nr);
+    }
+    uk_.kernel(kc, a_panel, b_panel, tile, nr, g_.alpha, beta);
+    for (int64_t i = 0; i < rows; ++i) std::copy(tile + i * nr, tile + i * nr + cols, c + i * g_.ldc);
+  }
+
+  const MicroKernel& uk_;
+  const GemmArgs& g_;
+  int64_t kc_;
+};
+
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr int64_t kMinWorkPerThread = int64_t{1} << 19;
+
+void sgemm_packed(const GemmArgs& g) {
+  const int64_t work = g.m * g.n * g.k;
+  const int64_t useful = std::max<int64_t>(1, work / kMinWorkPerThread);
+  const int threads = static_cast<int>(std::min<int64_t>(max_threads(), useful));
+  PackedGemm(kernel_for(active_isa()), g).run(threads);
+}
+
+void sgemm_auto(const GemmArgs& g) { sgemm_packed(g); }
+
+}  // namespace
+
+void sgemm(GemmAlgo algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  const GemmArgs g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+  if (k <= 0 || alpha == 0.0f) {
+    scale_rows(g, 0, m);
+    return;
+  }
+  switch (algo) {
+    case GemmAlgo::Naive: sgemm_naive(g); break;
+    case GemmAlgo::Blocked: sgemm_blocked(g); break;
+    case GemmAlgo::Packed: sgemm_packed(g); break;
+    default: sgemm_auto(g); break;
+  }
+}
+
+}  // namespace pk

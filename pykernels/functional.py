@@ -161,3 +161,4 @@ def linear_backward(dy, x, weight):
     dw = gemm(dy2, x2, trans_a=True)
     db = dy2.sum(axis=0, dtype=np.float32)
     return dx, dw, db
+from ._functional.lstm import lstm, lstm_backward, lstm_cell, lstm_cell_backward  # noqa: E402,F401

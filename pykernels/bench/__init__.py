@@ -41,6 +41,12 @@ def _gemm_ladder(**kw):
                            quick=kw.get("quick", False))
 
 
+def _lstm(**kw):
+    from . import lstm
+
+    return lstm.run(threads=kw["threads"], repeats=kw["repeats"], quick=kw.get("quick", False))
+
+
 def _relu_gpu(**kw):
     from . import relu_gpu
 
@@ -62,6 +68,7 @@ SUITES = {
     "gemm": Suite("SGEMM vs numpy.matmul: squares, AlexNet shapes, small sizes", _gemm),
     "gemm-ladder": Suite("SGEMM ladder (naive, blocked, packed) vs NumPy at n=512, 1024",
                          _gemm_ladder),
+    "lstm": Suite("LSTM layer T=50 fwd and fwd+bwd: fused vs naive vs PyTorch vs NumPy", _lstm),
     "relu": Suite("ReLU forward bandwidth vs np.maximum and np.copyto (64 MiB)", _relu),
     "relu-gpu": Suite("ReLU forward bandwidth on the GPU vs cupy.maximum and a copy",
                       _relu_gpu, default=_gpu_usable()),

@@ -37,5 +37,6 @@ PYBIND11_MODULE(_cpu, m) {
   pk::bind::register_relu(m);
   pk::bind::register_gemm(m);
   pk::bind::register_peak(m);
+  pk::bind::register_conv(m);
   pk::bind::register_lstm(m);
 }

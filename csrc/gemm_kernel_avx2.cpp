@@ -23,6 +23,12 @@ constexpr int kVecs = 2;
 
 void kernel_6x16(int64_t kc, const float* __restrict a, const float* __restrict b, float* c,
                  int64_t ldc, float alpha, float beta) {
+  // Fetch the C tile (rows ldc apart) early so it arrives while the FMAs run.
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 8 * kVecs - 1), _MM_HINT_T0);
+  }
   __m256 acc[kRows][kVecs];
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) {

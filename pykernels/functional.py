@@ -162,3 +162,4 @@ def linear_backward(dy, x, weight):
     db = dy2.sum(axis=0, dtype=np.float32)
     return dx, dw, db
 from ._functional.lstm import lstm, lstm_backward, lstm_cell, lstm_cell_backward  # noqa: E402,F401
+from ._functional.conv import col2im, conv2d, conv2d_backward, im2col  # noqa: E402,F401

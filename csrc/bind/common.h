@@ -47,6 +47,7 @@ inline void require_same_size(const py::array& a, const py::array& b, const char
 void register_relu(py::module_& m);
 void register_gemm(py::module_& m);
 void register_peak(py::module_& m);
+void register_conv(py::module_& m);
 void register_lstm(py::module_& m);
 
 }  // namespace pk::bind

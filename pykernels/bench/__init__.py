@@ -47,6 +47,18 @@ def _lstm(**kw):
     return lstm.run(threads=kw["threads"], repeats=kw["repeats"], quick=kw.get("quick", False))
 
 
+def _conv(**kw):
+    from . import conv
+
+    return conv.run(threads=kw["threads"], repeats=kw["repeats"], quick=kw.get("quick", False))
+
+
+def _conv_memory(**kw):
+    from . import conv
+
+    return conv.run_memory(threads=kw["threads"], batch=32 if kw.get("quick") else 128)
+
+
 def _relu_gpu(**kw):
     from . import relu_gpu
 
@@ -65,6 +77,10 @@ def _gpu_usable() -> bool:
 
 SUITES = {
     "peak": Suite("FP32 FMA peak per ISA and thread count, and read bandwidth", _peak),
+    "conv": Suite("AlexNet conv1-5 at batch 16, fwd and fwd+bwd: vs PyTorch and the NumPy "
+                  "reference", _conv),
+    "conv-memory": Suite("Peak RSS of AlexNet conv1 forward at batch 128 (fresh process) and "
+                         "the workspace bound", _conv_memory),
     "gemm": Suite("SGEMM vs numpy.matmul: squares, AlexNet shapes, small sizes", _gemm),
     "gemm-ladder": Suite("SGEMM ladder (naive, blocked, packed) vs NumPy at n=512, 1024",
                          _gemm_ladder),

@@ -4,8 +4,10 @@ clarity, computed in the dtype they are given (float64 for gradient checks).
 """
 
 from .activation import relu, relu_backward
+from .conv import col2im, conv2d, conv2d_backward, im2col
 from .gemm import gemm, linear, linear_backward
 from .lstm import lstm, lstm_backward, lstm_cell, lstm_cell_backward
 
-__all__ = ["gemm", "linear", "linear_backward", "lstm", "lstm_backward", "lstm_cell",
+__all__ = ["col2im", "conv2d", "conv2d_backward", "im2col",
+           "gemm", "linear", "linear_backward", "lstm", "lstm_backward", "lstm_cell",
            "lstm_cell_backward", "relu", "relu_backward"]

@@ -1,0 +1,186 @@
+// conv2d / im2col bindings. pykernels/_functional/conv.py validates with
+// friendly messages and allocates; here every array's shape is re-derived and
+// checked against the geometry so a direct call can never make a kernel step
+// outside a buffer.
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pybind11/stl.h>
+
+#include "common.h"
+#include "pykernels/conv.h"
+
+namespace pk::bind {
+namespace {
+
+using Pair = std::pair<int64_t, int64_t>;
+
+std::string shape_of(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+void require_shape(const py::array& a, const char* name, std::initializer_list<int64_t> want) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(want.size());
+  std::string expected = "(";
+  int d = 0;
+  for (int64_t v : want) {
+    if (ok && a.shape(d) != v) ok = false;
+    expected += (d ? ", " : "") + std::to_string(v);
+    ++d;
+  }
+  expected += want.size() == 1 ? ",)" : ")";
+  if (!ok) {
+    throw std::invalid_argument(std::string(name) + " has shape " + shape_of(a) + ", expected " +
+                                expected);
+  }
+}
+
+void require_4d(const py::array& a, const char* name) {
+  if (a.ndim() != 4) {
+    throw std::invalid_argument(std::string(name) + " must be 4-D, got shape " + shape_of(a));
+  }
+}
+
+ConvShape conv_shape(const py::array& x, const py::array& weight, Pair stride, Pair padding,
+                     Pair dilation, int64_t groups) {
+  require_4d(x, "x");
+  require_4d(weight, "weight");
+  ConvShape s;
+  s.n = x.shape(0), s.c = x.shape(1), s.h = x.shape(2), s.w = x.shape(3);
+  s.o = weight.shape(0), s.kh = weight.shape(2), s.kw = weight.shape(3);
+  s.sh = stride.first, s.sw = stride.second;
+  s.ph = padding.first, s.pw = padding.second;
+  s.dh = dilation.first, s.dw = dilation.second;
+  s.groups = groups;
+  s.finish();
+  if (weight.shape(1) * groups != s.c) {
+    throw std::invalid_argument("weight " + shape_of(weight) + " needs " +
+                                std::to_string(weight.shape(1) * groups) +
+                                " input channels with groups=" + std::to_string(groups) +
+                                ", x " + shape_of(x) + " has " + std::to_string(s.c));
+  }
+  return s;
+}
+
+ConvShape unfold_shape(const std::vector<int64_t>& x_shape, Pair kernel, Pair stride,
+                       Pair padding, Pair dilation) {
+  if (x_shape.size() != 4) throw std::invalid_argument("input shape must have 4 dimensions");
+  ConvShape s;
+  s.n = x_shape[0], s.c = x_shape[1], s.h = x_shape[2], s.w = x_shape[3];
+  s.kh = kernel.first, s.kw = kernel.second;
+  s.sh = stride.first, s.sw = stride.second;
+  s.ph = padding.first, s.pw = padding.second;
+  s.dh = dilation.first, s.dw = dilation.second;
+  s.finish();
+  return s;
+}
+
+float* optional_out(std::optional<py::array>& a, const char* name,
+                    std::initializer_list<int64_t> shape) {
+  if (!a) return nullptr;
+  require_shape(*a, name, shape);
+  return out_ptr(*a, name);
+}
+
+void forward(const py::array& x, const py::array& weight, const std::optional<py::array>& bias,
+             py::array& y, Pair stride, Pair padding, Pair dilation, int64_t groups) {
+  const ConvShape s = conv_shape(x, weight, stride, padding, dilation, groups);
+  const float* bp = nullptr;
+  if (bias) {
+    require_shape(*bias, "bias", {s.o});
+    bp = in_ptr(*bias, "bias");
+  }
+  require_shape(y, "y", {s.n, s.o, s.oh, s.ow});
+  const float* xp = in_ptr(x, "x");
+  const float* wp = in_ptr(weight, "weight");
+  float* yp = out_ptr(y, "y");
+  py::gil_scoped_release release;
+  conv2d_forward(s, xp, wp, bp, yp);
+}
+
+void backward(const py::array& dy, const py::array& x, const py::array& weight,
+              std::optional<py::array> dx, std::optional<py::array> dweight,
+              std::optional<py::array> dbias, Pair stride, Pair padding, Pair dilation,
+              int64_t groups) {
+  const ConvShape s = conv_shape(x, weight, stride, padding, dilation, groups);
+  require_shape(dy, "dy", {s.n, s.o, s.oh, s.ow});
+  const float* dyp = in_ptr(dy, "dy");
+  const float* xp = in_ptr(x, "x");
+  const float* wp = in_ptr(weight, "weight");
+  float* dxp = optional_out(dx, "dx", {s.n, s.c, s.h, s.w});
+  float* dwp = optional_out(dweight, "dweight", {s.o, s.c_per_group(), s.kh, s.kw});
+  float* dbp = optional_out(dbias, "dbias", {s.o});
+  py::gil_scoped_release release;
+  conv2d_backward(s, dyp, xp, wp, dxp, dwp, dbp);
+}
+
+void unfold(const py::array& x, py::array& cols, Pair kernel, Pair stride, Pair padding,
+            Pair dilation) {
+  require_4d(x, "x");
+  const ConvShape s =
+      unfold_shape({x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, kernel, stride, padding,
+                   dilation);
+  require_shape(cols, "cols", {s.n, s.col_rows(), s.out_plane()});
+  const float* xp = in_ptr(x, "x");
+  float* cp = out_ptr(cols, "cols");
+  py::gil_scoped_release release;
+  im2col(s, xp, cp);
+}
+
+void fold(const py::array& cols, py::array& x, Pair kernel, Pair stride, Pair padding,
+          Pair dilation) {
+  require_4d(x, "x");
+  const ConvShape s =
+      unfold_shape({x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, kernel, stride, padding,
+                   dilation);
+  require_shape(cols, "cols", {s.n, s.col_rows(), s.out_plane()});
+  const float* cp = in_ptr(cols, "cols");
+  float* xp = out_ptr(x, "x");
+  py::gil_scoped_release release;
+  col2im(s, cp, xp);
+}
+
+int64_t workspace_floats(const std::vector<int64_t>& x_shape,
+                         const std::vector<int64_t>& w_shape, Pair stride, Pair padding,
+                         Pair dilation, int64_t groups, int threads, bool backward) {
+  if (w_shape.size() != 4) throw std::invalid_argument("weight shape must have 4 dimensions");
+  ConvShape s = unfold_shape(x_shape, {w_shape[2], w_shape[3]}, stride, padding, dilation);
+  s.o = w_shape[0];
+  s.groups = groups;
+  s.finish();
+  return backward ? conv2d_backward_workspace(s, threads) : conv2d_forward_workspace(s, threads);
+}
+
+}  // namespace
+
+void register_conv(py::module_& m) {
+  m.def("conv2d_forward", &forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("y"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups"), "y = conv2d(x, weight, bias) into a preallocated array");
+  m.def("conv2d_backward", &backward, py::arg("dy"), py::arg("x"), py::arg("weight"),
+        py::arg("dx"), py::arg("dweight"), py::arg("dbias"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        "dx, dweight, dbias of conv2d into preallocated arrays (None skips one)");
+  m.def("im2col", &unfold, py::arg("x"), py::arg("cols"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        "cols = unfold(x) into a preallocated (N, C*kh*kw, OH*OW) array");
+  m.def("col2im", &fold, py::arg("cols"), py::arg("x"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        "x = fold(cols) (overlaps summed) into a preallocated (N, C, H, W) array");
+  m.def("conv2d_workspace_floats", &workspace_floats, py::arg("x_shape"), py::arg("w_shape"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("threads"), py::arg("backward"),
+        "Largest scratch (floats) conv2d forward or backward allocates for these shapes");
+  m.def(
+      "conv_parallel_mode", [](int mode) {
+        if (mode < 0 || mode > 2) throw std::invalid_argument("mode must be 0, 1 or 2");
+        set_conv_parallel_mode(mode);
+      },
+      py::arg("mode"), "0 = auto, 1 = threads over images, 2 = images in sequence");
+}
+
+}  // namespace pk::bind

@@ -1,0 +1,543 @@
+// 2-D convolution as im2col + SGEMM, forward and backward, with groups.
+//
+// Math, per image and per group g (Kg = C/groups * kh * kw, P = OH * OW):
+//   cols (Kg, P)   = im2col(x)      column p holds the receptive field of output pixel p
+//   forward:       y  (O/g, P)  = W_g (O/g, Kg) @ cols + bias
+//   backward-data: dx = col2im(W_g^T @ dy)    col2im sums every column entry back
+//                                             into the pixel it was read from
+//   backward-wt:   dW_g (O/g, Kg) = sum over images of dy (O/g, P) @ cols^T
+//   bias:          db[o] = sum over images and pixels of dy[:, o]
+// Layout: x NCHW, weight OIHW (so W_g is a row-major (O/g, Kg) matrix), cols in
+// torch.nn.functional.unfold's layout: row (c * kh + i) * kw + j, column oh * OW + ow.
+//
+// Variants:
+// - 1x1, stride 1, no padding ("pointwise"): the input plane already is the
+//   column matrix (C, H*W), so no im2col and no col2im; dx is written by the GEMM.
+// - Parallelism, chosen per call: with at least as many work items (images,
+//   or chunks in backward) as threads, each thread takes whole images with a
+//   single-threaded GEMM (im2col is memory-bound and scales only this way);
+//   otherwise images run one after another with the OpenMP-parallel GEMM and
+//   a channel-parallel im2col/col2im. Both give bitwise the same result: the
+//   GEMM is deterministic for any thread count, and the weight gradient is
+//   summed chunk by chunk in chunk order, never per thread.
+// - Forward and backward work on chunks of S images whose columns sit side by
+//   side, so the GEMMs are S*P wide (AlexNet conv3-5 have P = 169: single
+//   images make thin GEMMs) and pack the weights once per chunk; the weight
+//   gradient GEMM then sums S*P terms at once.
+//   S = min(ceil(1024 / P), max(1, N / 4)), 1 when pointwise; it depends on
+//   the shape, not on the thread count, which keeps the sum order fixed.
+//
+// im2col/col2im first split each zero-padded input channel into its stride
+// phases, so every window row becomes one contiguous copy (details below).
+//
+// Workspace (floats; T = OpenMP threads, team = T when threads work on whole
+// images, 1 in the sequential mode; Ph = sh*sw*ceil((H+2ph)/sh)*ceil((W+2pw)/sw),
+// about one padded input channel, 0 without stride and padding):
+//   forward:  team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1]) + T * Ph
+//   backward: team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1] + O * Kg) + T * Ph
+// It grows with the image, never with the batch: AlexNet conv1 forward
+// (363 x 3025 columns) needs 4.4 MB per thread at any batch size.
+// conv2d_{forward,backward}_workspace compute these numbers.
+#include "pykernels/conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pykernels/gemm.h"
+
+namespace pk {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+std::string pair_str(int64_t a, int64_t b) {
+  return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
+}
+
+// Test and benchmark hook: 0 = choose, 1 = always images, 2 = always sequential.
+std::atomic<int> g_parallel_mode{0};
+
+bool over_images(int64_t items, int threads) {
+  const int mode = g_parallel_mode.load();
+  if (threads <= 1 || items <= 1) return false;
+  if (mode == 1) return true;
+  if (mode == 2) return false;
+  return items >= threads;
+}
+
+// Below this many floats of im2col/col2im traffic a parallel region is not worth it.
+constexpr int64_t kMinParallelFloats = 1 << 15;
+
+// ---- im2col / col2im on one channel ---------------------------------------
+//
+// A strided or padded window read is turned into contiguous copies by first
+// splitting the zero-padded channel into stride phases:
+//   phase[a][b][i][j] = x_padded[i * sh + a][j * sw + b]
+// Kernel tap (ki, kj) then reads, for output row oy, the OW contiguous floats
+//   phase[ki*dh % sh][kj*dw % sw][oy + ki*dh / sh][kj*dw / sw ...]
+// (the split costs one pass over the channel, kh*kw times less than the
+// columns). Without stride and padding the channel itself is the only phase.
+
+struct Phases {
+  int64_t rows, cols;  // of one phase plane
+  bool direct;         // stride 1, no padding: read the channel in place
+
+  explicit Phases(const ConvShape& s)
+      : rows(ceil_div(s.h + 2 * s.ph, s.sh)),
+        cols(ceil_div(s.w + 2 * s.pw, s.sw)),
+        direct(s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0) {}
+
+  int64_t scratch_floats(const ConvShape& s) const {
+    return direct ? 0 : s.sh * s.sw * rows * cols;
+  }
+};
+
+// Fills the phase planes of one channel `xc` into `buf`.
+void split_phases(const ConvShape& s, const Phases& p, const float* xc, float* buf) {
+  for (int64_t a = 0; a < s.sh; ++a) {
+    for (int64_t b = 0; b < s.sw; ++b) {
+      float* plane = buf + (a * s.sw + b) * p.rows * p.cols;
+      for (int64_t i = 0; i < p.rows; ++i) {
+        float* row = plane + i * p.cols;
+        const int64_t iy = i * s.sh + a - s.ph;
+        if (iy < 0 || iy >= s.h) {
+          std::fill(row, row + p.cols, 0.0f);
+          continue;
+        }
+        const float* src = xc + iy * s.w;
+        for (int64_t j = 0; j < p.cols; ++j) {
+          const int64_t ix = j * s.sw + b - s.pw;
+          row[j] = ix >= 0 && ix < s.w ? src[ix] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// x channel = the interior (unpadded part) of the phase planes in `buf`.
+void merge_phases(const ConvShape& s, const Phases& p, const float* buf, float* xc) {
+  for (int64_t iy = 0; iy < s.h; ++iy) {
+    const int64_t py = iy + s.ph;
+    const float* base = buf + (py % s.sh) * s.sw * p.rows * p.cols + (py / s.sh) * p.cols;
+    float* dst = xc + iy * s.w;
+    for (int64_t ix = 0; ix < s.w; ++ix) {
+      const int64_t px = ix + s.pw;
+      dst[ix] = base[(px % s.sw) * p.rows * p.cols + px / s.sw];
+    }
+  }
+}
+
+// Start of the phase-plane row tap (ki, kj) reads for output row 0.
+int64_t tap_offset(const ConvShape& s, const Phases& p, int64_t ki, int64_t kj) {
+  const int64_t ty = ki * s.dh, tx = kj * s.dw;
+  return ((ty % s.sh) * s.sw + tx % s.sw) * p.rows * p.cols + (ty / s.sh) * p.cols + tx / s.sw;
+}
+
+// The kh*kw rows of channel c of one image's column matrix; `ld` is the row
+// stride of `cols` (P for one image, S*P when images sit side by side).
+void im2col_channel(const ConvShape& s, const Phases& p, const float* xc, int64_t c, float* cols,
+                    int64_t ld, float* scratch) {
+  const float* phases = xc;
+  if (!p.direct) {
+    split_phases(s, p, xc, scratch);
+    phases = scratch;
+  }
+  for (int64_t ki = 0; ki < s.kh; ++ki) {
+    for (int64_t kj = 0; kj < s.kw; ++kj) {
+      float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld;
+      const float* src = phases + tap_offset(s, p, ki, kj);
+      for (int64_t oy = 0; oy < s.oh; ++oy) {
+        std::copy(src + oy * p.cols, src + oy * p.cols + s.ow, row + oy * s.ow);
+      }
+    }
+  }
+}
+
+// Channel c of x = col2im(cols): every entry is added back where it was read,
+// in a fixed (ki, kj, oy, ox) order per pixel.
+void col2im_channel(const ConvShape& s, const Phases& p, const float* cols, int64_t ld, int64_t c,
+                    float* xc, float* scratch) {
+  float* acc = p.direct ? xc : scratch;
+  std::fill(acc, acc + (p.direct ? s.h * s.w : p.scratch_floats(s)), 0.0f);
+  for (int64_t ki = 0; ki < s.kh; ++ki) {
+    for (int64_t kj = 0; kj < s.kw; ++kj) {
+      const float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld;
+      float* dst = acc + tap_offset(s, p, ki, kj);
+      for (int64_t oy = 0; oy < s.oh; ++oy) {
+        float* d = dst + oy * p.cols;
+        const float* r = row + oy * s.ow;
+#pragma omp simd
+        for (int64_t ox = 0; ox < s.ow; ++ox) d[ox] += r[ox];
+      }
+    }
+  }
+  if (!p.direct) merge_phases(s, p, scratch, xc);
+}
+
+// Runs body(c, scratch) for every channel, on the team when `parallel`, each
+// thread with its own phase scratch.
+template <typename Body>
+void for_channels(const ConvShape& s, int64_t channels, bool parallel, Body body) {
+  const Phases p(s);
+  if (parallel) {
+#pragma omp parallel
+    {
+      std::vector<float> scratch(p.scratch_floats(s));
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < channels; ++c) body(p, c, scratch.data());
+    }
+    return;
+  }
+  std::vector<float> scratch(p.scratch_floats(s));
+  for (int64_t c = 0; c < channels; ++c) body(p, c, scratch.data());
+}
+
+// One image, all channels; channel-parallel when `parallel` and big enough.
+void im2col_image(const ConvShape& s, const float* x, float* cols, int64_t ld, bool parallel) {
+  const bool worth = parallel && s.col_rows() * s.out_plane() >= kMinParallelFloats;
+  for_channels(s, s.c, worth, [&](const Phases& p, int64_t c, float* scratch) {
+    im2col_channel(s, p, x + c * s.h * s.w, c, cols, ld, scratch);
+  });
+}
+
+void col2im_image(const ConvShape& s, const float* cols, int64_t ld, float* x, bool parallel) {
+  const bool worth = parallel && s.col_rows() * s.out_plane() >= kMinParallelFloats;
+  for_channels(s, s.c, worth, [&](const Phases& p, int64_t c, float* scratch) {
+    col2im_channel(s, p, cols, ld, c, x + c * s.h * s.w, scratch);
+  });
+}
+
+// Runs body(image, thread) for every image on a team whose GEMMs are single-threaded.
+template <typename Body>
+void for_images_in_parallel(int64_t count, int threads, Body body) {
+#pragma omp parallel num_threads(threads)
+  {
+    omp_set_num_threads(1);  // this thread's nested regions (the GEMM's) get one thread
+    const int self = omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < count; ++i) body(i, self);
+  }
+}
+
+// ---- forward -------------------------------------------------------------
+
+// Images per chunk: their column matrices sit side by side so that the GEMMs
+// are wide (AlexNet conv3-5 have P = 169) and the weights are packed once per
+// chunk. A function of the shape only, never of the thread count.
+int64_t chunk_images(const ConvShape& s) {
+  if (s.is_pointwise()) return 1;
+  constexpr int64_t kTargetColumns = 1024;
+  const int64_t want = ceil_div(kTargetColumns, std::max<int64_t>(1, s.out_plane()));
+  return std::max<int64_t>(1, std::min(want, std::max<int64_t>(1, s.n / 4)));
+}
+
+struct ForwardScratch {
+  std::vector<float> cols;  // (C*kh*kw, S*P)
+  std::vector<float> out;   // (O, S*P) when S > 1; a single image writes y directly
+};
+
+// y of images [i0, i1) = W @ cols + bias, group by group. The bias is added
+// after the product (not as the GEMM's beta) so every chunk size rounds alike.
+void forward_chunk(const ConvShape& s, const float* x, const float* weight, const float* bias,
+                   int64_t i0, int64_t i1, ForwardScratch& ws, float* y, bool parallel) {
+  const int64_t plane = s.out_plane(), width = (i1 - i0) * plane;
+  const int64_t image_in = s.c * s.h * s.w, image_out = s.o * plane;
+  const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
+  const float* b_mat = x + i0 * image_in;  // pointwise: the input itself (then i1 = i0 + 1)
+  if (!s.is_pointwise()) {
+    ws.cols.resize(s.col_rows() * width);
+    for (int64_t i = i0; i < i1; ++i) {
+      im2col_image(s, x + i * image_in, ws.cols.data() + (i - i0) * plane, width, parallel);
+    }
+    b_mat = ws.cols.data();
+  }
+  float* out = y + i0 * image_out;
+  if (i1 - i0 > 1) {
+    ws.out.resize(s.o * width);
+    out = ws.out.data();
+  }
+  for (int64_t g = 0; g < s.groups; ++g) {
+    sgemm(GemmAlgo::Auto, false, false, og, width, kg, 1.0f, weight + g * og * kg, kg,
+          b_mat + g * kg * width, width, 0.0f, out + g * og * width, width);
+  }
+  if (i1 - i0 == 1 && bias == nullptr) return;
+  const bool worth = parallel && s.o * width >= kMinParallelFloats;
+#pragma omp parallel for schedule(static) if (worth)
+  for (int64_t oc = 0; oc < s.o; ++oc) {
+    const float b = bias != nullptr ? bias[oc] : 0.0f;
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* src = out + oc * width + (i - i0) * plane;
+      float* dst = y + i * image_out + oc * plane;
+#pragma omp simd
+      for (int64_t p = 0; p < plane; ++p) dst[p] = src[p] + b;
+    }
+  }
+}
+
+// ---- backward ------------------------------------------------------------
+
+struct BackwardArgs {
+  const ConvShape& s;
+  const float* dy;
+  const float* x;
+  const float* weight;
+  float* dx;
+  float* dweight;
+  int64_t chunk;  // S
+};
+
+// Per-thread scratch of the backward pass.
+struct BackwardScratch {
+  std::vector<float> cols;  // (C*kh*kw, S*P): im2col of the chunk, then W^T @ dy
+  std::vector<float> dyc;   // (O, S*P): dy of the chunk, images side by side
+
+  BackwardScratch(const BackwardArgs& a) {
+    const int64_t width = a.chunk * a.s.out_plane();
+    if (!a.s.is_pointwise()) cols.resize(a.s.col_rows() * width);
+    if (a.chunk > 1) dyc.resize(a.s.o * width);
+  }
+};
+
+// Copies dy of images [i0, i1) into (O, count*P) with the images side by side.
+void gather_dy(const ConvShape& s, const float* dy, int64_t i0, int64_t i1, float* dyc,
+               bool parallel) {
+  const int64_t plane = s.out_plane(), width = (i1 - i0) * plane;
+  const bool worth = parallel && s.o * width >= kMinParallelFloats;
+#pragma omp parallel for schedule(static) if (worth)
+  for (int64_t oc = 0; oc < s.o; ++oc) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* src = dy + (i * s.o + oc) * plane;
+      std::copy(src, src + plane, dyc + oc * width + (i - i0) * plane);
+    }
+  }
+}
+
+// Chunk `ci`: writes dx of its images and, when dweight is wanted, this
+// chunk's weight-gradient term into `part` (O, Kg).
+void backward_chunk_work(const BackwardArgs& a, int64_t ci, BackwardScratch& ws, float* part,
+                         bool parallel) {
+  const ConvShape& s = a.s;
+  const int64_t plane = s.out_plane(), image_in = s.c * s.h * s.w;
+  const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
+  const int64_t i0 = ci * a.chunk, i1 = std::min(s.n, i0 + a.chunk);
+  const int64_t width = (i1 - i0) * plane;  // columns side by side; ld of every matrix
+
+  const float* dmat = a.dy + i0 * s.o * plane;
+  if (i1 - i0 > 1) {
+    gather_dy(s, a.dy, i0, i1, ws.dyc.data(), parallel);
+    dmat = ws.dyc.data();
+  }
+  if (part != nullptr) {
+    const float* cols = a.x + i0 * image_in;  // pointwise: the input itself
+    if (!s.is_pointwise()) {
+      for (int64_t i = i0; i < i1; ++i) {
+        im2col_image(s, a.x + i * image_in, ws.cols.data() + (i - i0) * plane, width, parallel);
+      }
+      cols = ws.cols.data();
+    }
+    for (int64_t g = 0; g < s.groups; ++g) {
+      sgemm(GemmAlgo::Auto, false, true, og, kg, width, 1.0f, dmat + g * og * width, width,
+            cols + g * kg * width, width, 0.0f, part + g * og * kg, kg);
+    }
+  }
+  if (a.dx != nullptr) {
+    float* dcols = s.is_pointwise() ? a.dx + i0 * image_in : ws.cols.data();
+    for (int64_t g = 0; g < s.groups; ++g) {
+      sgemm(GemmAlgo::Auto, true, false, kg, width, og, 1.0f, a.weight + g * og * kg, kg,
+            dmat + g * og * width, width, 0.0f, dcols + g * kg * width, width);
+    }
+    if (!s.is_pointwise()) {
+      for (int64_t i = i0; i < i1; ++i) {
+        col2im_image(s, dcols + (i - i0) * plane, width, a.dx + i * image_in, parallel);
+      }
+    }
+  }
+}
+
+// db[o] = sum of dy[:, o]: one output channel per thread, a fixed order inside.
+void bias_grad(const ConvShape& s, const float* dy, float* db) {
+  const int64_t plane = s.out_plane();
+  const bool worth = s.n * s.o * plane >= kMinParallelFloats;
+#pragma omp parallel for schedule(static) if (worth)
+  for (int64_t oc = 0; oc < s.o; ++oc) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < s.n; ++i) {
+      const float* row = dy + (i * s.o + oc) * plane;
+      float plane_sum = 0.0f;
+      for (int64_t p = 0; p < plane; ++p) plane_sum += row[p];
+      sum += plane_sum;
+    }
+    db[oc] = static_cast<float>(sum);
+  }
+}
+
+// dweight[e] += parts[t][e] for t = 0..count-1, elements split over the team.
+void add_parts_in_order(float* dweight, const float* parts, int64_t part_size, int64_t count) {
+#pragma omp for schedule(static)
+  for (int64_t e = 0; e < part_size; ++e) {
+    float acc = dweight[e];
+    for (int64_t t = 0; t < count; ++t) acc += parts[t * part_size + e];
+    dweight[e] = acc;
+  }
+}
+
+void backward_over_images(const BackwardArgs& a, int64_t chunks, int threads) {
+  const int64_t part_size = a.s.o * a.s.c_per_group() * a.s.kh * a.s.kw;
+  std::vector<float> parts(a.dweight != nullptr ? threads * part_size : 0);
+  const int64_t waves = ceil_div(chunks, threads);
+#pragma omp parallel num_threads(threads)
+  {
+    omp_set_num_threads(1);  // single-threaded GEMMs inside this team
+    const int self = omp_get_thread_num();
+    const int team = omp_get_num_threads();  // may be fewer than asked
+    BackwardScratch ws(a);
+    // Wave w gives chunk w*threads + t to thread t (t >= team: covered by
+    // thread t % team), then the team adds the wave's terms in chunk order.
+    for (int64_t wave = 0; wave < waves; ++wave) {
+      for (int t = self; t < threads; t += team) {
+        const int64_t ci = wave * threads + t;
+        if (ci >= chunks) continue;
+        float* part = a.dweight != nullptr ? parts.data() + t * part_size : nullptr;
+        backward_chunk_work(a, ci, ws, part, false);
+      }
+      if (a.dweight != nullptr) {
+#pragma omp barrier
+        add_parts_in_order(a.dweight, parts.data(), part_size,
+                           std::min<int64_t>(threads, chunks - wave * threads));
+        // (the omp for ends in a barrier, so the parts are free again)
+      }
+    }
+  }
+}
+
+void backward_sequential(const BackwardArgs& a, int64_t chunks) {
+  const int64_t part_size = a.s.o * a.s.c_per_group() * a.s.kh * a.s.kw;
+  std::vector<float> part(a.dweight != nullptr ? part_size : 0);
+  BackwardScratch ws(a);
+  for (int64_t ci = 0; ci < chunks; ++ci) {
+    backward_chunk_work(a, ci, ws, a.dweight != nullptr ? part.data() : nullptr, true);
+    if (a.dweight != nullptr) {
+      const bool worth = part_size >= kMinParallelFloats;
+#pragma omp parallel if (worth)
+      add_parts_in_order(a.dweight, part.data(), part_size, 1);
+    }
+  }
+}
+
+}  // namespace
+
+// ---- public entry points --------------------------------------------------
+
+void ConvShape::finish() {
+  auto fail = [](const std::string& msg) { throw std::invalid_argument(msg); };
+  if (n < 0 || c < 0 || h < 0 || w < 0 || o < 0) fail("negative size in convolution shape");
+  if (kh < 1 || kw < 1) fail("kernel_size must be >= 1, got " + pair_str(kh, kw));
+  if (sh < 1 || sw < 1) fail("stride must be >= 1, got " + pair_str(sh, sw));
+  if (dh < 1 || dw < 1) fail("dilation must be >= 1, got " + pair_str(dh, dw));
+  if (ph < 0 || pw < 0) fail("padding must be >= 0, got " + pair_str(ph, pw));
+  if (groups < 1) fail("groups must be >= 1, got " + std::to_string(groups));
+  if (c % groups != 0 || o % groups != 0) {
+    fail("groups=" + std::to_string(groups) + " must divide the input channels (" +
+         std::to_string(c) + ") and the output channels (" + std::to_string(o) + ")");
+  }
+  const int64_t span_h = dh * (kh - 1) + 1, span_w = dw * (kw - 1) + 1;
+  const int64_t room_h = h + 2 * ph - span_h, room_w = w + 2 * pw - span_w;
+  if (room_h < 0 || room_w < 0) {
+    fail("output size would be below 1: padded input " + pair_str(h + 2 * ph, w + 2 * pw) +
+         " is smaller than the dilated kernel " + pair_str(span_h, span_w));
+  }
+  oh = room_h / sh + 1;
+  ow = room_w / sw + 1;
+}
+
+bool ConvShape::is_pointwise() const {
+  return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+}
+
+void im2col(const ConvShape& s, const float* x, float* cols) {
+  const int64_t image_cols = s.col_rows() * s.out_plane();
+  const bool worth = image_cols * s.n >= kMinParallelFloats;
+  for_channels(s, s.n * s.c, worth, [&](const Phases& p, int64_t item, float* scratch) {
+    const int64_t i = item / s.c, c = item % s.c;
+    im2col_channel(s, p, x + item * s.h * s.w, c, cols + i * image_cols, s.out_plane(), scratch);
+  });
+}
+
+void col2im(const ConvShape& s, const float* cols, float* x) {
+  const int64_t image_cols = s.col_rows() * s.out_plane();
+  const bool worth = image_cols * s.n >= kMinParallelFloats;
+  for_channels(s, s.n * s.c, worth, [&](const Phases& p, int64_t item, float* scratch) {
+    const int64_t i = item / s.c, c = item % s.c;
+    col2im_channel(s, p, cols + i * image_cols, s.out_plane(), c, x + item * s.h * s.w, scratch);
+  });
+}
+
+void conv2d_forward(const ConvShape& s, const float* x, const float* weight, const float* bias,
+                    float* y) {
+  if (s.n == 0 || s.o == 0) return;
+  const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
+  const int threads = omp_get_max_threads();
+  if (over_images(chunks, threads)) {
+    std::vector<ForwardScratch> ws(threads);
+    for_images_in_parallel(chunks, threads, [&](int64_t ci, int self) {
+      forward_chunk(s, x, weight, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), ws[self], y,
+                    false);
+    });
+    return;
+  }
+  ForwardScratch ws;
+  for (int64_t ci = 0; ci < chunks; ++ci) {
+    forward_chunk(s, x, weight, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), ws, y, true);
+  }
+}
+
+void conv2d_backward(const ConvShape& s, const float* dy, const float* x, const float* weight,
+                     float* dx, float* dweight, float* dbias) {
+  if (dbias != nullptr) bias_grad(s, dy, dbias);
+  if (dweight != nullptr) {
+    std::fill(dweight, dweight + s.o * s.c_per_group() * s.kh * s.kw, 0.0f);
+  }
+  if (s.n == 0 || (dx == nullptr && dweight == nullptr)) return;
+  BackwardArgs a{s, dy, x, weight, dx, dweight, chunk_images(s)};
+  const int64_t chunks = ceil_div(s.n, a.chunk);
+  const int threads = omp_get_max_threads();
+  if (over_images(chunks, threads)) {
+    backward_over_images(a, chunks, threads);
+  } else {
+    backward_sequential(a, chunks);
+  }
+}
+
+// Phase scratch: one per thread, as the channel-parallel im2col of the
+// sequential mode uses the whole team too.
+static int64_t phase_workspace(const ConvShape& s, int threads) {
+  return threads * Phases(s).scratch_floats(s);
+}
+
+int64_t conv2d_forward_workspace(const ConvShape& s, int threads) {
+  if (s.n == 0) return 0;
+  const int64_t chunk = chunk_images(s), width = chunk * s.out_plane();
+  const int64_t team = over_images(ceil_div(s.n, chunk), threads) ? threads : 1;
+  const int64_t cols = s.is_pointwise() ? 0 : s.col_rows() * width;
+  const int64_t out = chunk > 1 ? s.o * width : 0;
+  return team * (cols + out) + phase_workspace(s, threads);
+}
+
+int64_t conv2d_backward_workspace(const ConvShape& s, int threads) {
+  if (s.n == 0) return 0;
+  const int64_t chunk = chunk_images(s), width = chunk * s.out_plane();
+  const int64_t team = over_images(ceil_div(s.n, chunk), threads) ? threads : 1;
+  const int64_t cols = s.is_pointwise() ? 0 : s.col_rows() * width;
+  const int64_t dyc = chunk > 1 ? s.o * width : 0;
+  const int64_t part = s.o * s.c_per_group() * s.kh * s.kw;
+  return team * (cols + dyc + part) + phase_workspace(s, threads);
+}
+
+void set_conv_parallel_mode(int mode) { g_parallel_mode.store(mode); }
+
+}  // namespace pk

@@ -1,0 +1,60 @@
+// 2-D convolution (NCHW activations, OIHW weights) as im2col + SGEMM, and the
+// public im2col / col2im. See csrc/conv.cpp for the math and the workspace.
+#pragma once
+
+#include <cstdint>
+
+namespace pk {
+
+// Geometry of one convolution. Callers fill the input fields and call
+// conv_output_size (or finish()), which validates and sets oh / ow.
+struct ConvShape {
+  int64_t n = 0, c = 0, h = 0, w = 0;   // input
+  int64_t o = 0;                        // output channels
+  int64_t kh = 1, kw = 1;               // kernel
+  int64_t sh = 1, sw = 1;               // stride
+  int64_t ph = 0, pw = 0;               // zero padding
+  int64_t dh = 1, dw = 1;               // dilation
+  int64_t groups = 1;
+  int64_t oh = 0, ow = 0;               // output, set by finish()
+
+  // Checks the parameters (std::invalid_argument naming the offender) and
+  // computes oh, ow as torch does: (h + 2p - d (k - 1) - 1) / s + 1.
+  void finish();
+
+  int64_t c_per_group() const { return c / groups; }
+  int64_t o_per_group() const { return o / groups; }
+  int64_t col_rows() const { return c * kh * kw; }  // im2col rows of one image
+  int64_t out_plane() const { return oh * ow; }
+  bool is_pointwise() const;  // 1x1, stride 1, no padding: the input is the column matrix
+};
+
+// cols (n, c*kh*kw, oh*ow) from x (n, c, h, w); torch.nn.functional.unfold's layout.
+// Only n, c, h, w, kernel, stride, padding, dilation of `s` are used.
+void im2col(const ConvShape& s, const float* x, float* cols);
+
+// x (n, c, h, w) = the sum, over every column entry, of cols scattered back to
+// the input pixel it was read from (torch.nn.functional.fold).
+void col2im(const ConvShape& s, const float* cols, float* x);
+
+// y (n, o, oh, ow) = conv(x, weight) + bias; bias may be null.
+void conv2d_forward(const ConvShape& s, const float* x, const float* weight, const float* bias,
+                    float* y);
+
+// dx (n, c, h, w), dweight (o, c/groups, kh, kw), dbias (o) from dy (n, o, oh, ow).
+// Any of dx, dweight, dbias may be null to skip it. Bitwise the same for any
+// OpenMP thread count.
+void conv2d_backward(const ConvShape& s, const float* dy, const float* x, const float* weight,
+                     float* dx, float* dweight, float* dbias);
+
+// Floats of scratch memory the forward / backward of `s` allocate at most
+// with `threads` OpenMP threads (the bound documented in conv.cpp).
+int64_t conv2d_forward_workspace(const ConvShape& s, int threads);
+int64_t conv2d_backward_workspace(const ConvShape& s, int threads);
+
+// Test and benchmark hook for the parallel strategy: 0 = choose per call,
+// 1 = threads over images (single-threaded GEMMs), 2 = images in sequence
+// (parallel GEMM). Results are bitwise the same in every mode.
+void set_conv_parallel_mode(int mode);
+
+}  // namespace pk

@@ -1,0 +1,213 @@
+"""2-D convolution (NCHW activations, OIHW weights) and the public im2col /
+col2im, on the CPU kernels of csrc/conv.cpp (im2col + the packed SGEMM).
+
+Scratch memory is bounded per chunk of S images, never by the batch, with
+S = min(ceil(1024 / (OH*OW)), max(1, N // 4)) (1 for conv1-sized outputs and for
+1x1 stride-1 unpadded convolutions, which use the input in place). Forward
+allocates team * (C*kh*kw * S*OH*OW + O * S*OH*OW [S > 1]) floats, backward
+that plus team * weight.size, and each thread one padded input channel (team =
+the OpenMP threads when they split the batch, else 1). AlexNet conv1 forward:
+4.4 MB per thread at any batch size. `conv2d_workspace_bytes` gives the exact
+figure for a call.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from .._backend import cpu
+from .._validate import device_of, float32_contiguous, require_float32
+
+
+def _pair(value, name):
+    """An int or a pair of ints -> a pair of Python ints."""
+    items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
+    if len(items) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    try:
+        if any(isinstance(v, (bool, np.bool_)) for v in items):
+            raise TypeError
+        return tuple(operator.index(v) for v in items)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+
+
+def _params(stride, padding, dilation):
+    stride, padding, dilation = (_pair(stride, "stride"), _pair(padding, "padding"),
+                                 _pair(dilation, "dilation"))
+    if min(stride) < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if min(dilation) < 1:
+        raise ValueError(f"dilation must be >= 1, got {dilation}")
+    if min(padding) < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    return stride, padding, dilation
+
+
+def _output_size(in_hw, kernel, stride, padding, dilation, what):
+    """(OH, OW) as torch computes them; ValueError naming the shapes if below 1."""
+    out = []
+    for size, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation):
+        out.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
+    if min(out) < 1:
+        raise ValueError(
+            f"output size {tuple(out)} is below 1: {what} with padding {padding} is smaller "
+            f"than the kernel {tuple(kernel)} dilated by {dilation}")
+    return tuple(out)
+
+
+def _require_4d(a, name, layout):
+    if a.ndim != 4:
+        raise ValueError(f"{name} must be 4-D {layout}, got shape {tuple(a.shape)}")
+
+
+def _check_conv(x, weight, stride, padding, dilation, groups):
+    """Validates a conv2d call; returns the normalized parameters and (OH, OW)."""
+    require_float32(x, "x")
+    require_float32(weight, "weight")
+    _require_4d(x, "x", "(N, C, H, W)")
+    _require_4d(weight, "weight", "(O, C/groups, kh, kw)")
+    stride, padding, dilation = _params(stride, padding, dilation)
+    if isinstance(groups, (bool, np.bool_)):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    groups = operator.index(groups)
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    n, c, h, w = x.shape
+    o, c_per_group, kh, kw = weight.shape
+    if kh < 1 or kw < 1:
+        raise ValueError(f"weight {tuple(weight.shape)} has an empty kernel")
+    if c % groups:
+        raise ValueError(f"x {tuple(x.shape)} has {c} channels, not divisible by groups={groups}")
+    if o % groups:
+        raise ValueError(f"weight {tuple(weight.shape)} has {o} output channels, not divisible "
+                         f"by groups={groups}")
+    if c_per_group * groups != c:
+        raise ValueError(f"x {tuple(x.shape)} has {c} channels but weight {tuple(weight.shape)} "
+                         f"expects {c_per_group * groups} (C/groups={c_per_group}, "
+                         f"groups={groups})")
+    out_hw = _output_size((h, w), (kh, kw), stride, padding, dilation, f"x {tuple(x.shape)}")
+    return stride, padding, dilation, groups, out_hw
+
+
+def _cpu_only(**arrays):
+    if device_of(**{k: v for k, v in arrays.items() if v is not None}) != "cpu":
+        raise NotImplementedError("conv2d on CuPy arrays is not available yet")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """y = torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups).
+
+    x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) or None; stride,
+    padding and dilation are each an int or a pair (height, width). Computed as
+    im2col + SGEMM per chunk of images, threads across chunks; scratch is one
+    chunk's column matrix per thread (see the module docstring for the bound;
+    `conv2d_workspace_bytes` for the figure), none for a 1x1 stride-1 unpadded
+    convolution, which multiplies the input plane directly.
+    """
+    _cpu_only(x=x, weight=weight, bias=bias)
+    stride, padding, dilation, groups, (oh, ow) = _check_conv(x, weight, stride, padding,
+                                                              dilation, groups)
+    if bias is not None:
+        require_float32(bias, "bias")
+        if tuple(bias.shape) != (weight.shape[0],):
+            raise ValueError(f"bias must have shape ({weight.shape[0]},) for weight "
+                             f"{tuple(weight.shape)}, got {tuple(bias.shape)}")
+        bias = float32_contiguous(bias, "bias")
+    x = float32_contiguous(x, "x")
+    weight = float32_contiguous(weight, "weight")
+    y = np.empty((x.shape[0], weight.shape[0], oh, ow), dtype=np.float32)
+    cpu().conv2d_forward(x, weight, bias, y, stride, padding, dilation, groups)
+    return y
+
+
+def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of conv2d: (dx, dweight, dbias) with the shapes of x, weight and (O,).
+
+    dbias is returned whether or not the forward had a bias. The weight
+    gradient sums the batch in a fixed order, so results are bitwise the same
+    for any thread count.
+    """
+    _cpu_only(dy=dy, x=x, weight=weight)
+    stride, padding, dilation, groups, (oh, ow) = _check_conv(x, weight, stride, padding,
+                                                              dilation, groups)
+    require_float32(dy, "dy")
+    expected = (x.shape[0], weight.shape[0], oh, ow)
+    if tuple(dy.shape) != expected:
+        raise ValueError(f"dy has shape {tuple(dy.shape)}, expected {expected} for x "
+                         f"{tuple(x.shape)} and weight {tuple(weight.shape)}")
+    dy = float32_contiguous(dy, "dy")
+    x = float32_contiguous(x, "x")
+    weight = float32_contiguous(weight, "weight")
+    dx = np.empty(x.shape, dtype=np.float32)
+    dweight = np.empty(weight.shape, dtype=np.float32)
+    dbias = np.empty(weight.shape[0], dtype=np.float32)
+    cpu().conv2d_backward(dy, x, weight, dx, dweight, dbias, stride, padding, dilation, groups)
+    return dx, dweight, dbias
+
+
+def _unfold_params(kernel_size, stride, padding, dilation):
+    kernel = _pair(kernel_size, "kernel_size")
+    if min(kernel) < 1:
+        raise ValueError(f"kernel_size must be >= 1, got {kernel}")
+    return (kernel, *_params(stride, padding, dilation))
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """torch.nn.functional.unfold: (N, C, H, W) -> (N, C*kh*kw, OH*OW), row
+    (c*kh + i)*kw + j, column oh*OW + ow, zeros where the window leaves the input.
+    A 3-D (C, H, W) input gives a 2-D result, as in torch."""
+    _cpu_only(x=x)
+    require_float32(x, "x")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"x must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape "
+                         f"{tuple(x.shape)}")
+    kernel, stride, padding, dilation = _unfold_params(kernel_size, stride, padding, dilation)
+    x4 = float32_contiguous(x, "x").reshape((1,) * (4 - x.ndim) + x.shape)
+    oh, ow = _output_size(x4.shape[2:], kernel, stride, padding, dilation,
+                          f"x {tuple(x.shape)}")
+    n, c = x4.shape[:2]
+    cols = np.empty((n, c * kernel[0] * kernel[1], oh * ow), dtype=np.float32)
+    cpu().im2col(x4, cols, kernel, stride, padding, dilation)
+    return cols if x.ndim == 4 else cols[0]
+
+
+def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
+    """torch.nn.functional.fold back to `input_shape` (N, C, H, W), summing
+    every column entry into the input pixel it came from (overlaps add up).
+    A 2-D cols (C*kh*kw, L) with a 3-D input_shape (C, H, W) works too."""
+    _cpu_only(cols=cols)
+    require_float32(cols, "cols")
+    shape = tuple(operator.index(v) for v in input_shape)
+    if len(shape) not in (3, 4) or min(shape) < 0:
+        raise ValueError(f"input_shape must be (N, C, H, W) or (C, H, W), got {input_shape!r}")
+    if cols.ndim != len(shape) - 1:
+        raise ValueError(f"cols must be {len(shape) - 1}-D for input_shape {shape}, got shape "
+                         f"{tuple(cols.shape)}")
+    kernel, stride, padding, dilation = _unfold_params(kernel_size, stride, padding, dilation)
+    shape4 = (1,) * (4 - len(shape)) + shape
+    oh, ow = _output_size(shape4[2:], kernel, stride, padding, dilation,
+                          f"input_shape {shape}")
+    want = (shape4[0], shape4[1] * kernel[0] * kernel[1], oh * ow)
+    cols3 = cols.reshape((1,) * (3 - cols.ndim) + cols.shape)
+    if cols3.shape != want:
+        raise ValueError(f"cols has shape {tuple(cols.shape)}, expected {want[3 - cols.ndim:]} "
+                         f"for input_shape {shape} and kernel_size {kernel}")
+    cols3 = float32_contiguous(cols3, "cols")
+    x = np.empty(shape4, dtype=np.float32)
+    cpu().col2im(cols3, x, kernel, stride, padding, dilation)
+    return x.reshape(shape)
+
+
+def conv2d_workspace_bytes(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+                           *, backward=False, threads=None):
+    """Bytes of scratch conv2d (or conv2d_backward) allocates for these shapes,
+    with `threads` OpenMP threads (default: the current setting)."""
+    from .. import get_num_threads
+
+    stride, padding, dilation = _params(stride, padding, dilation)
+    threads = get_num_threads() if threads is None else threads
+    return 4 * cpu().conv2d_workspace_floats(list(x_shape), list(weight_shape), stride, padding,
+                                             dilation, groups, threads, backward)

@@ -1,0 +1,289 @@
+import numpy as np
+import pytest
+
+import pykernels
+import pykernels.functional as F
+import pykernels.reference as R
+from helpers import random_f32
+from pykernels import _cpu
+from pykernels._functional.conv import conv2d_workspace_bytes
+
+# (x shape, weight shape, stride, padding, dilation, groups)
+CASES = {
+    "batch1-one-channel": ((1, 1, 5, 5), (1, 1, 3, 3), 1, 0, 1, 1),
+    "primes-padded": ((2, 3, 11, 13), (5, 3, 3, 3), 1, 1, 1, 1),
+    "pairs": ((3, 2, 7, 5), (4, 2, 3, 2), (2, 1), (1, 0), (1, 2), 1),
+    "kernel-as-large-as-padded-input": ((2, 3, 5, 6), (2, 3, 7, 8), 1, 1, 1, 1),
+    "stride-larger-than-kernel": ((2, 2, 11, 9), (3, 2, 2, 2), 3, 0, 1, 1),
+    "dilation-2": ((2, 3, 10, 9), (4, 3, 3, 3), 1, 2, 2, 1),
+    "groups-2": ((2, 4, 8, 7), (6, 2, 3, 3), 1, 1, 1, 2),
+    "depthwise": ((3, 5, 7, 6), (5, 1, 3, 3), 1, 1, 1, 5),
+    "depthwise-multiplier": ((2, 3, 6, 6), (6, 1, 3, 3), 2, 1, 1, 3),
+    "pointwise-1x1": ((3, 7, 6, 5), (4, 7, 1, 1), 1, 0, 1, 1),
+    "1x1-stride-2": ((2, 4, 6, 7), (3, 4, 1, 1), 2, 0, 1, 1),
+    "chunked-batch": ((9, 3, 8, 8), (4, 3, 3, 3), 1, 1, 1, 1),
+    "alexnet-conv1-like": ((3, 3, 31, 31), (8, 3, 11, 11), 4, 2, 1, 1),
+}
+IDS = list(CASES)
+
+
+def _case(rng, name, dtype=np.float32):
+    x_shape, w_shape, stride, padding, dilation, groups = CASES[name]
+    x = random_f32(rng, x_shape).astype(dtype)
+    w = random_f32(rng, w_shape).astype(dtype)
+    b = random_f32(rng, (w_shape[0],)).astype(dtype)
+    return x, w, b, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def _close(got, want, scale=1.0):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_conv2d_matches_torch_and_autograd(rng, torch, name):
+    x, w, b, kw = _case(rng, name)
+    tx = torch.from_numpy(x.copy()).requires_grad_()
+    tw = torch.from_numpy(w.copy()).requires_grad_()
+    tb = torch.from_numpy(b.copy()).requires_grad_()
+    ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
+    dy = random_f32(rng, tuple(ty.shape))
+    ty.backward(torch.from_numpy(dy))
+
+    y = F.conv2d(x, w, b, **kw)
+    assert y.shape == tuple(ty.shape) and y.dtype == np.float32
+    scale = np.sqrt(w[0].size)
+    _close(y, ty.detach().numpy(), scale)
+    dx, dw, db = F.conv2d_backward(dy, x, w, **kw)
+    _close(dx, tx.grad.numpy(), scale)
+    _close(dw, tw.grad.numpy(), np.sqrt(dy.size / dy.shape[1]) * 4)
+    _close(db, tb.grad.numpy(), np.sqrt(dy.size / dy.shape[1]))
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_conv2d_matches_reference(rng, name):
+    x, w, b, kw = _case(rng, name)
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    _close(F.conv2d(x, w, b, **kw), R.conv2d(x64, w64, b64, **kw), np.sqrt(w[0].size))
+    _close(F.conv2d(x, w, None, **kw), R.conv2d(x64, w64, None, **kw), np.sqrt(w[0].size))
+    dy = random_f32(rng, R.conv2d(x64, w64, **kw).shape)
+    got = F.conv2d_backward(dy, x, w, **kw)
+    want = R.conv2d_backward(dy.astype(np.float64), x64, w64, **kw)
+    for g, r in zip(got, want):
+        assert g.shape == r.shape and g.dtype == np.float32
+        _close(g, r, np.sqrt(dy.size))
+
+
+UNFOLD_CASES = [
+    ((1, 1, 4, 4), 2, 1, 0, 1),
+    ((2, 3, 7, 11), (3, 2), (2, 1), (1, 2), (1, 2)),
+    ((2, 2, 5, 5), 5, 1, 0, 1),
+    ((1, 3, 9, 8), 2, 3, 1, 1),
+    ((3, 2, 6, 7), 3, 1, 2, 2),
+]
+
+
+@pytest.mark.parametrize("x_shape,kernel,stride,padding,dilation", UNFOLD_CASES)
+def test_im2col_col2im_match_torch_unfold_fold(rng, torch, x_shape, kernel, stride, padding,
+                                               dilation):
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    x = random_f32(rng, x_shape)
+    cols = F.im2col(x, kernel, **kw)
+    want = torch.nn.functional.unfold(torch.from_numpy(x), kernel, **kw).numpy()
+    np.testing.assert_array_equal(cols, want)  # a pure copy: exact
+    c = random_f32(rng, cols.shape)
+    folded = F.col2im(c, x_shape, kernel, **kw)
+    want = torch.nn.functional.fold(torch.from_numpy(c), x_shape[2:], kernel, **kw).numpy()
+    np.testing.assert_allclose(folded, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(cols, R.im2col(x, kernel, **kw))
+    np.testing.assert_allclose(folded, R.col2im(c.astype(np.float64), x_shape, kernel, **kw),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_im2col_unbatched_and_noncontiguous(rng):
+    x = random_f32(rng, (2, 3, 8, 9))
+    view = x[:, :, ::2, 1:]  # not contiguous
+    np.testing.assert_array_equal(F.im2col(view, 3, padding=1),
+                                  R.im2col(np.ascontiguousarray(view), 3, padding=1))
+    np.testing.assert_array_equal(F.im2col(x[1], 2), F.im2col(x[1:2], 2)[0])
+    c = random_f32(rng, (3 * 4, 7 * 8))
+    np.testing.assert_array_equal(F.col2im(c, (3, 8, 9), 2), F.col2im(c[None], (1, 3, 8, 9), 2)[0])
+
+
+def test_reference_col2im_is_adjoint_of_im2col(rng):
+    x = rng.standard_normal((2, 3, 7, 6))
+    kw = dict(stride=(2, 1), padding=(1, 2), dilation=(2, 1))
+    cols = R.im2col(x, (3, 2), **kw)
+    c = rng.standard_normal(cols.shape)
+    assert np.isclose(np.sum(cols * c), np.sum(x * R.col2im(c, x.shape, (3, 2), **kw)))
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding,dilation,groups", [
+    ((2, 2, 5, 4), (3, 2, 3, 2), (2, 1), (1, 0), 1, 1),
+    ((1, 4, 6, 5), (2, 2, 2, 3), 1, (0, 1), (2, 1), 2),
+    ((2, 3, 4, 4), (3, 3, 1, 1), 1, 0, 1, 1),
+])
+def test_reference_conv2d_backward_by_finite_differences(rng, x_shape, w_shape, stride, padding,
+                                                         dilation, groups):
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    dy = rng.standard_normal(R.conv2d(x, w, b, **kw).shape)
+    loss = lambda x_, w_, b_: np.sum(R.conv2d(x_, w_, b_, **kw) * dy)  # noqa: E731
+    analytic = R.conv2d_backward(dy, x, w, **kw)
+    eps = 1e-6
+    for grad, i in zip(analytic, range(3)):
+        args = [x, w, b]
+        numeric = np.zeros_like(args[i])
+        for idx in np.ndindex(numeric.shape):
+            plus, minus = [a.copy() for a in args], [a.copy() for a in args]
+            plus[i][idx] += eps
+            minus[i][idx] -= eps
+            numeric[idx] = (loss(*plus) - loss(*minus)) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["primes-padded", "chunked-batch", "groups-2", "pointwise-1x1",
+                                  "alexnet-conv1-like", "batch1-one-channel"])
+def test_one_and_two_threads_and_both_strategies_bitwise_equal(rng, threads, name):
+    x, w, b, kw = _case(rng, name)
+    x = np.concatenate([x] * 3)  # enough images for the image-parallel path
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    run = lambda: (F.conv2d(x, w, b, **kw), *F.conv2d_backward(dy, x, w, **kw))  # noqa: E731
+    results = []
+    try:
+        for mode in (0, 1, 2):  # auto, threads over images, parallel GEMM
+            _cpu.conv_parallel_mode(mode)
+            for n in (1, 2):
+                results.append(threads(n, run))
+    finally:
+        _cpu.conv_parallel_mode(0)
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+
+
+def test_thread_setting_survives_a_call(rng, threads):
+    x, w, b, kw = _case(rng, "chunked-batch")
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+
+    def call_and_report():
+        F.conv2d(x, w, b, **kw)
+        F.conv2d_backward(dy, x, w, **kw)
+        return pykernels.get_num_threads()
+
+    assert threads(2, call_and_report) == 2
+
+
+def test_non_contiguous_inputs(rng):
+    x, w, b, kw = _case(rng, "groups-2")
+    xt = np.asfortranarray(x)
+    wt = w[:, :, ::-1, :]
+    bt = np.repeat(b, 2)[::2]
+    y = F.conv2d(xt, wt, bt, **kw)
+    np.testing.assert_array_equal(y, F.conv2d(x, np.ascontiguousarray(wt), b, **kw))
+    dy = random_f32(rng, y.shape)
+    for got, want in zip(F.conv2d_backward(dy.T.copy().T, xt, wt, **kw),
+                         F.conv2d_backward(dy, x, np.ascontiguousarray(wt), **kw)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_empty_batch(rng):
+    x = np.empty((0, 3, 8, 8), np.float32)
+    w = random_f32(rng, (4, 3, 3, 3))
+    y = F.conv2d(x, w, np.ones(4, np.float32), padding=1)
+    assert y.shape == (0, 4, 8, 8)
+    dx, dw, db = F.conv2d_backward(np.empty((0, 4, 8, 8), np.float32), x, w, padding=1)
+    assert dx.shape == (0, 3, 8, 8)
+    np.testing.assert_array_equal(dw, np.zeros_like(w))
+    np.testing.assert_array_equal(db, np.zeros(4, np.float32))
+    assert F.im2col(x, 3).shape == (0, 27, 36)
+
+
+def test_workspace_is_bounded_per_image():
+    conv1 = dict(stride=4, padding=2)
+    one_image = 3 * 11 * 11 * 55 * 55 * 4
+    phases = 4 * 4 * 57 * 57 * 4  # one padded channel split into 4x4 stride phases
+    for batch in (16, 128, 1024):
+        fwd = conv2d_workspace_bytes((batch, 3, 224, 224), (64, 3, 11, 11), **conv1, threads=2)
+        assert fwd == 2 * one_image + 2 * phases
+    assert conv2d_workspace_bytes((1, 3, 224, 224), (64, 3, 11, 11), **conv1, threads=2) == \
+        one_image + 2 * phases  # one image: sequential, with the parallel GEMM
+    assert conv2d_workspace_bytes((128, 64, 13, 13), (32, 64, 1, 1), threads=2) == 0
+    bwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1,
+                                 backward=True, threads=2)
+    chunk = 7  # ceil(1024 / 169) images side by side
+    assert bwd == 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 384 * 1728 + 15 * 15)
+    fwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1, threads=2)
+    assert fwd == 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 15 * 15)
+
+
+def _ones(*shape):
+    return np.ones(shape, np.float32)
+
+
+@pytest.mark.parametrize("call,exc,pattern", [
+    (lambda: F.conv2d(_ones(3, 8, 8), _ones(4, 3, 3, 3)), ValueError,
+     r"x must be 4-D \(N, C, H, W\), got shape \(3, 8, 8\)"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3)), ValueError, r"weight must be 4-D"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 2, 3, 3)), ValueError,
+     r"x \(1, 3, 8, 8\) has 3 channels but weight \(4, 2, 3, 3\) expects 2"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 1, 3, 3), groups=2), ValueError,
+     r"x \(1, 3, 8, 8\) has 3 channels, not divisible by groups=2"),
+    (lambda: F.conv2d(_ones(1, 4, 8, 8), _ones(3, 2, 3, 3), groups=2), ValueError,
+     r"weight \(3, 2, 3, 3\) has 3 output channels, not divisible by groups=2"),
+    (lambda: F.conv2d(_ones(1, 4, 8, 8), _ones(4, 4, 3, 3), groups=0), ValueError,
+     r"groups must be >= 1"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3), stride=0), ValueError,
+     r"stride must be >= 1, got \(0, 0\)"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3), stride=(1, -1)), ValueError,
+     r"stride must be >= 1"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3), dilation=0), ValueError,
+     r"dilation must be >= 1"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3), padding=-1), ValueError,
+     r"padding must be >= 0, got \(-1, -1\)"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3), padding=(1, 2, 3)), ValueError,
+     r"padding must be an int or a pair"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3), stride=1.5), TypeError,
+     r"stride must be an int or a pair"),
+    (lambda: F.conv2d(_ones(1, 3, 4, 4), _ones(4, 3, 5, 5)), ValueError,
+     r"output size \(0, 0\) is below 1: x \(1, 3, 4, 4\)"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3), dilation=4), ValueError,
+     r"output size \(0, 0\) is below 1"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3), _ones(3)), ValueError,
+     r"bias must have shape \(4,\) for weight \(4, 3, 3, 3\), got \(3,\)"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8).astype(np.float64), _ones(4, 3, 3, 3)), TypeError,
+     r"x has dtype float64"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3).astype(np.int32)), TypeError,
+     r"weight has dtype int32"),
+    (lambda: F.conv2d(_ones(1, 3, 8, 8), _ones(4, 3, 3, 3), _ones(4).astype(np.float16)),
+     TypeError, r"bias has dtype float16"),
+    (lambda: F.conv2d([[1.0]], _ones(4, 3, 3, 3)), TypeError, r"x must be a numpy.ndarray"),
+    (lambda: F.conv2d_backward(_ones(1, 4, 7, 6), _ones(1, 3, 8, 8), _ones(4, 3, 3, 3)),
+     ValueError, r"dy has shape \(1, 4, 7, 6\), expected \(1, 4, 6, 6\)"),
+    (lambda: F.conv2d_backward(_ones(1, 4, 6, 6).astype(np.float64), _ones(1, 3, 8, 8),
+                               _ones(4, 3, 3, 3)), TypeError, r"dy has dtype float64"),
+    (lambda: F.conv2d_backward(_ones(1, 4, 6, 6), _ones(1, 3, 8, 8), _ones(4, 3, 3, 3),
+                               padding=-2), ValueError, r"padding must be >= 0"),
+    (lambda: F.im2col(_ones(8, 8), 3), ValueError, r"x must be 3-D .* or 4-D"),
+    (lambda: F.im2col(_ones(1, 1, 8, 8), 0), ValueError, r"kernel_size must be >= 1"),
+    (lambda: F.im2col(_ones(1, 1, 2, 2), 3), ValueError, r"output size .* is below 1"),
+    (lambda: F.col2im(_ones(1, 9, 35), (1, 1, 8, 8), 3), ValueError,
+     r"cols has shape \(1, 9, 35\), expected \(1, 9, 36\)"),
+    (lambda: F.col2im(_ones(1, 9, 36), (8, 8), 3), ValueError, r"input_shape must be"),
+])
+def test_bad_input(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+def test_binding_rechecks_shapes():
+    """A direct _cpu call with inconsistent buffers is refused, never a crash."""
+    x, w, y = _ones(1, 3, 8, 8), _ones(4, 3, 3, 3), np.empty((1, 4, 7, 6), np.float32)
+    with pytest.raises(ValueError, match=r"y has shape \(1, 4, 7, 6\), expected \(1, 4, 6, 6\)"):
+        _cpu.conv2d_forward(x, w, None, y, (1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="groups=2 must divide"):
+        _cpu.conv2d_forward(x, w, None, y, (1, 1), (0, 0), (1, 1), 2)
+    with pytest.raises(ValueError, match=r"dweight has shape"):
+        _cpu.conv2d_backward(_ones(1, 4, 6, 6), x, w, None, _ones(4, 3, 3), None, (1, 1),
+                             (0, 0), (1, 1), 1)

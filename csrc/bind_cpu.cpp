@@ -38,5 +38,9 @@ PYBIND11_MODULE(_cpu, m) {
   pk::bind::register_gemm(m);
   pk::bind::register_peak(m);
   pk::bind::register_conv(m);
+  pk::bind::register_pool(m);
+  pk::bind::register_batchnorm(m);
+  pk::bind::register_dropout(m);
+  pk::bind::register_loss(m);
   pk::bind::register_lstm(m);
 }

@@ -12,6 +12,7 @@ import sys
 
 from . import _cpu
 from . import cuda, functional, reference
+from . import data, models, nn, optim
 from ._errors import CudaError
 
 __version__ = _cpu.__version__
@@ -89,6 +90,7 @@ def info(file=None) -> None:
 
 
 __all__ = [
-    "CudaError", "__version__", "build_info", "cuda", "functional", "get_isa",
-    "get_num_threads", "info", "reference", "set_isa", "set_num_threads",
+    "CudaError", "__version__", "build_info", "cuda", "data", "functional", "get_isa",
+    "get_num_threads", "info", "models", "nn", "optim", "reference", "set_isa",
+    "set_num_threads",
 ]

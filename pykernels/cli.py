@@ -1,4 +1,4 @@
-"""The `pykernels` command: `pykernels info`, `pykernels bench [SUITE ...]`."""
+"""The `pykernels` command: info, bench [SUITE ...], train MODEL, eval MODEL."""
 
 from __future__ import annotations
 
@@ -55,6 +55,40 @@ def _bench(args) -> int:
     return 1 if failed else 0
 
 
+def _presets():
+    from .train import PRESETS
+
+    return PRESETS
+
+
+def _default_weights(args) -> str:
+    data_name = args.data if args.data == "digits" else "mnist"
+    return f"{args.model}_{data_name}.npz"
+
+
+def _train(args) -> int:
+    import pykernels
+    from .train import fit
+
+    if args.threads:
+        pykernels.set_num_threads(args.threads)
+    out = args.out or _default_weights(args)
+    _, accuracy, seconds = fit(args.model, args.data, args.epochs, args.seed, args.batch_size,
+                               args.lr, progress=True, out=out)
+    print(f"{args.model} on {args.data}: test accuracy {accuracy:.4f} after {args.epochs} "
+          f"epochs ({seconds:.1f} s training); weights saved to {out}")
+    return 0
+
+
+def _eval(args) -> int:
+    from .train import eval_saved
+
+    weights = args.weights or _default_weights(args)
+    accuracy = eval_saved(args.model, weights, args.data, args.seed)
+    print(f"{args.model} ({weights}) on {args.data}: test accuracy {accuracy:.4f}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="pykernels", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +101,21 @@ def main(argv=None) -> int:
     bench.add_argument("--quick", action="store_true", help="fewer and smaller shapes")
     bench.add_argument("--json", help="also write the rows as JSON to this file")
     bench.add_argument("--list", action="store_true", help="list the suites and exit")
+    train = sub.add_parser("train", help="train a model (lenet, resnet20, alexnet, lstm)")
+    train.add_argument("model", choices=sorted(_presets()))
+    train.add_argument("--data", default="digits",
+                       help="'digits' (built in) or a directory of MNIST IDX files")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, help="OpenMP threads (default: all)")
+    train.add_argument("--out", help="weights file (default: MODEL_DATA.npz)")
+    evaluate = sub.add_parser("eval", help="report test accuracy of saved weights")
+    evaluate.add_argument("model", choices=sorted(_presets()))
+    evaluate.add_argument("--weights", help="weights file (default: MODEL_DATA.npz)")
+    evaluate.add_argument("--data", default="digits")
+    evaluate.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     if args.command == "info":
@@ -74,6 +123,10 @@ def main(argv=None) -> int:
 
         pykernels.info()
         return 0
+    if args.command == "train":
+        return _train(args)
+    if args.command == "eval":
+        return _eval(args)
     if args.list:
         for name, suite in _suites().items():
             print(f"{name:10s} {'(default) ' if suite.default else ''}{suite.title}")

@@ -163,3 +163,9 @@ def linear_backward(dy, x, weight):
     return dx, dw, db
 from ._functional.lstm import lstm, lstm_backward, lstm_cell, lstm_cell_backward  # noqa: E402,F401
 from ._functional.conv import col2im, conv2d, conv2d_backward, im2col  # noqa: E402,F401
+from ._functional.pool import (  # noqa: E402,F401
+    adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
+    max_pool2d, max_pool2d_backward)
+from ._functional.batchnorm import batch_norm, batch_norm_backward  # noqa: E402,F401
+from ._functional.dropout import dropout, dropout_backward  # noqa: E402,F401
+from ._functional.loss import cross_entropy, cross_entropy_backward  # noqa: E402,F401

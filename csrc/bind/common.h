@@ -48,6 +48,10 @@ void register_relu(py::module_& m);
 void register_gemm(py::module_& m);
 void register_peak(py::module_& m);
 void register_conv(py::module_& m);
+void register_pool(py::module_& m);
+void register_batchnorm(py::module_& m);
+void register_dropout(py::module_& m);
+void register_loss(py::module_& m);
 void register_lstm(py::module_& m);
 
 }  // namespace pk::bind

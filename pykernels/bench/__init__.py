@@ -47,6 +47,12 @@ def _lstm(**kw):
     return lstm.run(threads=kw["threads"], repeats=kw["repeats"], quick=kw.get("quick", False))
 
 
+def _layers(**kw):
+    from . import layers
+
+    return layers.run(threads=kw["threads"], repeats=kw["repeats"], quick=kw.get("quick", False))
+
+
 def _conv(**kw):
     from . import conv
 
@@ -84,6 +90,8 @@ SUITES = {
     "gemm": Suite("SGEMM vs numpy.matmul: squares, AlexNet shapes, small sizes", _gemm),
     "gemm-ladder": Suite("SGEMM ladder (naive, blocked, packed) vs NumPy at n=512, 1024",
                          _gemm_ladder),
+    "layers": Suite("Max/avg pooling and batch norm (train fwd, bwd) on AlexNet/ResNet "
+                    "shapes vs PyTorch", _layers),
     "lstm": Suite("LSTM layer T=50 fwd and fwd+bwd: fused vs naive vs PyTorch vs NumPy", _lstm),
     "relu": Suite("ReLU forward bandwidth vs np.maximum and np.copyto (64 MiB)", _relu),
     "relu-gpu": Suite("ReLU forward bandwidth on the GPU vs cupy.maximum and a copy",

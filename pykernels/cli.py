@@ -75,8 +75,8 @@ def _train(args) -> int:
     out = args.out or _default_weights(args)
     _, accuracy, seconds = fit(args.model, args.data, args.epochs, args.seed, args.batch_size,
                                args.lr, progress=True, out=out)
-    print(f"{args.model} on {args.data}: test accuracy {accuracy:.4f} after {args.epochs} "
-          f"epochs ({seconds:.1f} s training); weights saved to {out}")
+    print(f"{args.model} on {args.data}: test accuracy {accuracy:.4f} "
+          f"({seconds:.1f} s training); weights saved to {out}")
     return 0
 
 
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     train.add_argument("model", choices=sorted(_presets()))
     train.add_argument("--data", default="digits",
                        help="'digits' (built in) or a directory of MNIST IDX files")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--epochs", type=int, help="default: the model's preset")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float)
     train.add_argument("--seed", type=int, default=0)

@@ -19,7 +19,8 @@ class Preset:
     build: Callable[[int], nn.Module]           # num_classes -> model
     shape: Callable[[np.ndarray], np.ndarray]   # (N, H, W) images -> model input
     lr: float
-    batch_size: int = 64
+    batch_size: int = 32
+    epochs: int = 20
 
 
 def _images(x):
@@ -33,9 +34,10 @@ def _upsample8(x):
 
 PRESETS = {
     "lenet": Preset(lambda k, side=8: models.LeNet5(k, 1, side), _images, lr=0.05),
-    "resnet20": Preset(lambda k: models.ResNet20(k, in_channels=1), _images, lr=0.05),
+    "resnet20": Preset(lambda k: models.ResNet20(k, in_channels=1), _images, lr=0.05,
+                       epochs=10),
     "alexnet": Preset(lambda k: models.AlexNet(k, in_channels=1, width=0.25, dropout=0.3),
-                      _upsample8, lr=0.02),
+                      _upsample8, lr=0.01, epochs=10),
     "lstm": Preset(lambda k: models.LSTMClassifier(8, 64, k), lambda x: x, lr=0.1),
 }
 
@@ -72,11 +74,12 @@ def train_step(model: nn.Module, loss_fn, optimizer, xb, yb):
     return loss, int((logits.argmax(axis=1) == yb).sum())
 
 
-def fit(model_name: str, dataset: str = "digits", epochs: int = 10, seed: int = 0,
+def fit(model_name: str, dataset: str = "digits", epochs: int | None = None, seed: int = 0,
         batch_size: int | None = None, lr: float | None = None, progress: bool = True,
         out: str | None = None):
     """Train a preset model; returns (model, test accuracy, seconds)."""
     preset = PRESETS[model_name]
+    epochs = epochs or preset.epochs
     nn.manual_seed(seed)
     x_train, y_train, x_test, y_test = load_dataset(dataset, seed)
     x_train, x_test = preset.shape(x_train), preset.shape(x_test)

@@ -1,0 +1,89 @@
+"""Training-step throughput (forward, loss, backward, SGD step) of LeNet-5 and
+ResNet-20 at batch 64, pykernels against the same network in PyTorch CPU with
+the same weights, same thread count, interleaved medians."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from .. import models, nn, optim
+from .timing import interleaved_medians, pinned_threads
+
+# name, model factory, input shape (C, H, W)
+NETWORKS = (
+    ("lenet5 (1x32x32)", lambda: models.LeNet5(10, 1, 32), (1, 32, 32)),
+    ("resnet20 (3x32x32)", lambda: models.ResNet20(10, 3), (3, 32, 32)),
+)
+
+
+def _our_step(model, x, y):
+    loss_fn = nn.CrossEntropyLoss()
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+
+    return step
+
+
+def _torch_step(torch, twin, x, y):
+    opt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(twin(tx), ty).backward()
+        opt.step()
+
+    return step
+
+
+@contextlib.contextmanager
+def _torch_threads(torch, n):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run(threads=(2,), repeats: int = 5, batch: int = 64, **_):
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    from .torch_twin import copy_weights, to_torch
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for name, build, shape in NETWORKS:
+        nn.manual_seed(0)
+        model = build()
+        model.train()
+        x = rng.standard_normal((batch, *shape), dtype=np.float32)
+        y = rng.integers(0, 10, batch)
+        cases = {"pykernels": _our_step(model, x, y)}
+        if torch is not None:
+            twin = to_torch(model, torch)
+            copy_weights(model, twin, torch)
+            twin.train()
+            cases["torch"] = _torch_step(torch, twin, x, y)
+        for t in threads:
+            guard = _torch_threads(torch, t) if torch else contextlib.nullcontext()
+            with pinned_threads(t), guard:
+                med = interleaved_medians(cases, repeats=repeats, min_sample_s=0.2)
+            row = {"network": name, "batch": batch, "threads": t,
+                   "pykernels img/s": batch / med["pykernels"]}
+            if "torch" in med:
+                row["torch img/s"] = batch / med["torch"]
+                row["vs torch"] = med["torch"] / med["pykernels"]
+            else:
+                row["vs torch"] = "skipped: torch not installed"
+            rows.append(row)
+    return rows

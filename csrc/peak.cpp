@@ -3,6 +3,8 @@
 // chains minimum on current x86 cores; the loops use 12-16), so the loop runs
 // at the issue rate and flops / time is the core's peak for that ISA.
 // Read bandwidth: a parallel sum over an array much larger than the caches.
+// Triad (STREAM's): a[i] = b[i] + s * c[i], two reads and one write per
+// element, static schedule so each thread streams one contiguous slice.
 #include "pykernels/peak.h"
 
 #include <omp.h>
@@ -88,6 +90,11 @@ double read_sum(const float* x, int64_t n) {
     total += block_sum;
   }
   return total;
+}
+
+void triad(float* a, const float* b, const float* c, float s, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
 }
 
 }  // namespace pk

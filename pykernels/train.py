@@ -76,8 +76,16 @@ def train_step(model: nn.Module, loss_fn, optimizer, xb, yb):
 
 def fit(model_name: str, dataset: str = "digits", epochs: int | None = None, seed: int = 0,
         batch_size: int | None = None, lr: float | None = None, progress: bool = True,
-        out: str | None = None):
-    """Train a preset model; returns (model, test accuracy, seconds)."""
+        out: str | None = None, distributed: bool = False, sync_bn: bool = False,
+        checkpoint: str | None = None, resume: bool = False, report: dict | None = None):
+    """Train a preset model; returns (model, test accuracy, seconds).
+
+    distributed: data-parallel over MPI.COMM_WORLD (pykernels.distributed);
+    batch_size is then the global batch, split across the ranks, and only
+    rank 0 shows progress and writes files. sync_bn: synchronized batch norm.
+    checkpoint: written after every epoch (weights, momentum, epoch, RNG
+    state); resume: start after the epoch it holds. report: a dict filled
+    with timings (epoch_seconds, allreduce_seconds, ranks)."""
     preset = PRESETS[model_name]
     epochs = epochs or preset.epochs
     nn.manual_seed(seed)
@@ -85,28 +93,63 @@ def fit(model_name: str, dataset: str = "digits", epochs: int | None = None, see
     x_train, x_test = preset.shape(x_train), preset.shape(x_test)
     classes = int(max(y_train.max(), y_test.max())) + 1
     model = preset.build(classes)
+    dp = None
+    if distributed:
+        from .distributed import DataParallel
+
+        dp = DataParallel(model, sync_bn=sync_bn)  # broadcasts rank 0's weights
+        model = dp.model
     loss_fn = nn.CrossEntropyLoss()
     optimizer = optim.SGD(model.parameters(), lr=lr or preset.lr, momentum=0.9,
                           weight_decay=1e-4, nesterov=True)
     schedule = optim.StepLR(optimizer, step_size=max(1, (epochs * 2) // 3), gamma=0.1)
-    batches = data.Batches(x_train, y_train, batch_size or preset.batch_size, seed=seed)
+    if dp is None:
+        batches = data.Batches(x_train, y_train, batch_size or preset.batch_size, seed=seed)
+    else:
+        from .distributed import ShardedBatches
+
+        batches = ShardedBatches(x_train, y_train, batch_size or preset.batch_size, dp.rank,
+                                 dp.size, seed=seed)
+        progress = progress and dp.rank == 0
+    first_epoch = 0
+    if resume:
+        from .distributed import load_checkpoint
+
+        first_epoch = load_checkpoint(checkpoint, model_name, model, optimizer, schedule, batches)
+    writes = dp is None or dp.rank == 0
+    report = {} if report is None else report
+    report.update(epoch_seconds=[], allreduce_seconds=0.0, ranks=1 if dp is None else dp.size)
     start = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
+        epoch_start = time.perf_counter()
+        if dp is not None:
+            dp.seed_epoch(seed, epoch)  # dropout masks differ by rank, reproducibly
         model.train()
         bar = _progress(batches, f"epoch {epoch + 1}/{epochs}", progress)
         seen = correct = 0
         total_loss = 0.0
-        for xb, yb in bar:
-            loss, hits = train_step(model, loss_fn, optimizer, xb, yb)
+        for xb, yb, *global_count in bar:
+            if dp is None:
+                loss, hits = train_step(model, loss_fn, optimizer, xb, yb)
+            else:
+                loss, hits = dp.train_step(loss_fn, optimizer, xb, yb, *global_count)
             seen += len(yb)
             correct += hits
             total_loss += loss * len(yb)
             if progress:
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
         schedule.step()
+        report["epoch_seconds"].append(time.perf_counter() - epoch_start)
+        if checkpoint and writes:
+            from .distributed import save_checkpoint
+
+            save_checkpoint(checkpoint, model_name, epoch + 1, model, optimizer, schedule,
+                            batches)
     seconds = time.perf_counter() - start
+    if dp is not None:
+        report["allreduce_seconds"] = dp.allreduce_seconds
     accuracy = evaluate(model, x_test, y_test)
-    if out:
+    if out and writes:
         model.save(out)
     return model, accuracy, seconds
 

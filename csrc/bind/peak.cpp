@@ -25,6 +25,20 @@ void register_peak(py::module_& m) {
         return read_sum(p, n);
       },
       py::arg("x"), "Sum of a float32 array with all threads (read-bandwidth probe)");
+  m.def(
+      "triad",
+      [](py::array& a, const py::array& b, const py::array& c, float s) {
+        require_same_size(a, b, "a", "b");
+        require_same_size(a, c, "a", "c");
+        float* ap = out_ptr(a, "a");
+        const float* bp = in_ptr(b, "b");
+        const float* cp = in_ptr(c, "c");
+        const int64_t n = a.size();
+        py::gil_scoped_release release;
+        triad(ap, bp, cp, s, n);
+      },
+      py::arg("a"), py::arg("b"), py::arg("c"), py::arg("s"),
+      "STREAM triad a = b + s * c with all threads (bandwidth probe)");
 }
 
 }  // namespace pk::bind

@@ -1,5 +1,10 @@
-"""Benchmark suites behind `pykernels bench`. Each suite's run(threads,
-repeats, quick) returns rows (dicts) measured side by side in this process."""
+"""Benchmarks behind `pykernels bench`.
+
+A bare `pykernels bench` is the main run (bench/main.py): the ceilings, each op
+against the NumPy reference and its peer, the AlexNet step, a printed table
+and a report folder (bench/report.py, bench/plots.py). `pykernels bench NAME`
+runs a named suite from SUITES: each suite's run(threads, repeats, quick)
+returns rows (dicts) measured side by side in this process."""
 
 from __future__ import annotations
 
@@ -65,6 +70,13 @@ def _conv_memory(**kw):
     return conv.run_memory(threads=kw["threads"], batch=32 if kw.get("quick") else 128)
 
 
+def _alexnet(**kw):
+    from . import alexnet
+
+    return alexnet.run(threads=kw["threads"][-1:], repeats=kw["repeats"],
+                       quick=kw.get("quick", False))
+
+
 def _relu_gpu(**kw):
     from . import relu_gpu
 
@@ -82,7 +94,10 @@ def _gpu_usable() -> bool:
 
 
 SUITES = {
-    "peak": Suite("FP32 FMA peak per ISA and thread count, and read bandwidth", _peak),
+    "peak": Suite("FP32 FMA peak per ISA and thread count, read and triad bandwidth; GPU FMA "
+                  "and copy bandwidth when usable", _peak),
+    "alexnet": Suite("The 2012 report: an AlexNet training step (batch 8, 4 with --quick), "
+                     "images/s, epoch and 90-epoch time vs 2x GTX 580", _alexnet),
     "conv": Suite("AlexNet conv1-5 at batch 16, fwd and fwd+bwd: vs PyTorch and the NumPy "
                   "reference", _conv),
     "conv-memory": Suite("Peak RSS of AlexNet conv1 forward at batch 128 (fresh process) and "

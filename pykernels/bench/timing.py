@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import sys
 import time
 from typing import Callable, Dict
 
@@ -44,8 +45,25 @@ def interleaved_medians(
 
 
 @contextlib.contextmanager
+def _torch_threads(n: int):
+    # Only a torch that is already imported gets pinned: importing it here
+    # would cost seconds for suites that never use it.
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def pinned_threads(n: int):
-    """Run pykernels' OpenMP pool and NumPy's BLAS with `n` threads each."""
+    """Run pykernels' OpenMP pool, NumPy's BLAS and (when imported) PyTorch's
+    intra-op pool with `n` threads each."""
     import pykernels
 
     before = pykernels.get_num_threads()
@@ -57,7 +75,7 @@ def pinned_threads(n: int):
     else:
         limiter = threadpool_limits(limits=n, user_api="blas")
     try:
-        with limiter:
+        with limiter, _torch_threads(n):
             yield
     finally:
         pykernels.set_num_threads(before)

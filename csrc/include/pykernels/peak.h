@@ -15,6 +15,10 @@ double fma_peak_flops(Isa isa, int64_t iterations, int threads);
 // Sums n floats with all OpenMP threads: a read-bandwidth probe.
 double read_sum(const float* x, int64_t n);
 
+// STREAM triad a[i] = b[i] + s * c[i] with all OpenMP threads: moves 12 bytes
+// per element (read b and c, write a), a read+write bandwidth probe.
+void triad(float* a, const float* b, const float* c, float s, int64_t n);
+
 namespace peak {
 // One thread's probe per ISA (each in its own ISA-flagged file); returns flops.
 double fma_loop_generic(int64_t iterations);

@@ -136,7 +136,7 @@ def fit(model_name: str, dataset: str = "digits", epochs: int | None = None, see
             seen += len(yb)
             correct += hits
             total_loss += loss * len(yb)
-            if progress:
+            if hasattr(bar, "set_postfix"):  # tqdm may be missing: then no bar at all
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
         schedule.step()
         report["epoch_seconds"].append(time.perf_counter() - epoch_start)

@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -89,7 +90,9 @@ def test_import_pykernels_does_not_need_mpi4py():
             "import pykernels, pykernels.distributed as d, pykernels.cli\n"
             "assert not d.is_available()\n"
             "try:\n    d.world()\nexcept ImportError as e:\n    print('ok', e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # From outside the checkout, so the installed package is imported.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tempfile.gettempdir())
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok") and "mpi4py" in out.stdout
 

@@ -24,15 +24,22 @@
 //   side, so the GEMMs are S*P wide (AlexNet conv3-5 have P = 169: single
 //   images make thin GEMMs) and pack the weights once per chunk; the weight
 //   gradient GEMM then sums S*P terms at once.
-//   S = min(ceil(1024 / P), max(1, N / 4)), 1 when pointwise; it depends on
-//   the shape, not on the thread count, which keeps the sum order fixed.
+//   S = min(ceil(1024 / P), max(1, N / 4)), further capped at 2^18 / (C*kh*kw*P)
+//   when one image's columns are at most 2^18 floats (so a chunk's stay in L2),
+//   1 when pointwise; it depends on the shape, not on the thread count, which
+//   keeps the sum order fixed.
 //
-// im2col/col2im first split each zero-padded input channel into its stride
-// phases, so every window row becomes one contiguous copy (details below).
+// im2col/col2im read window rows in place (stride 1, or outputs narrower than
+// 32 columns), or first split each zero-padded input channel into its stride
+// phases so every strided window row becomes one contiguous copy (details
+// below). Stride-1 "same" convolutions copy each tap as one run.
+// The bias gradient sums every plane in 16 interleaved lanes (vectorisable,
+// still a fixed order).
 //
 // Workspace (floats; T = OpenMP threads, team = T when threads work on whole
 // images, 1 in the sequential mode; Ph = sh*sw*ceil((H+2ph)/sh)*ceil((W+2pw)/sw),
-// about one padded input channel, 0 without stride and padding):
+// about one padded input channel, when the phase split is used (sw > 1 and
+// OW >= 32), else 0):
 //   forward:  team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1]) + T * Ph
 //   backward: team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1] + O * Kg) + T * Ph
 // It grows with the image, never with the batch: AlexNet conv1 forward
@@ -44,6 +51,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -75,27 +84,52 @@ constexpr int64_t kMinParallelFloats = 1 << 15;
 
 // ---- im2col / col2im on one channel ---------------------------------------
 //
-// A strided or padded window read is turned into contiguous copies by first
-// splitting the zero-padded channel into stride phases:
-//   phase[a][b][i][j] = x_padded[i * sh + a][j * sw + b]
-// Kernel tap (ki, kj) then reads, for output row oy, the OW contiguous floats
-//   phase[ki*dh % sh][kj*dw % sw][oy + ki*dh / sh][kj*dw / sw ...]
-// (the split costs one pass over the channel, kh*kw times less than the
-// columns). Without stride and padding the channel itself is the only phase.
+// Two ways to read a window row, chosen per shape (Phases::split):
+// - row-wise (stride 1, or narrow outputs): output row oy of tap (ki, kj)
+//   reads input row oy*sh + ki*dh - ph from column ox*sw + kj*dw - pw; the
+//   columns that fall in the padding form a prefix and a suffix of the row
+//   (zeros), the rest is one unit-stride (sw = 1) or short strided run.
+//   No scratch and no extra pass: small planes (ResNet's 16x16, 8x8) are
+//   dominated by per-row overhead, so rows are plain inline loops.
+// - phase split (stride > 1 on wide outputs, AlexNet conv1): the zero-padded
+//   channel is first split into stride phases,
+//     phase[a][b][i][j] = x_padded[i * sh + a][j * sw + b],
+//   so tap (ki, kj) reads, for output row oy, the OW contiguous floats
+//     phase[ki*dh % sh][kj*dw % sw][oy + ki*dh / sh][kj*dw / sw ...]
+//   (the split costs one pass over the channel, kh*kw times less than the
+//   columns, and turns every strided gather into a contiguous copy).
+
+// Outputs narrower than this read strided rows directly rather than phases.
+constexpr int64_t kMinPhaseWidth = 32;
 
 struct Phases {
   int64_t rows, cols;  // of one phase plane
-  bool direct;         // stride 1, no padding: read the channel in place
+  bool split;          // phase split; else row-wise, in place
 
   explicit Phases(const ConvShape& s)
       : rows(ceil_div(s.h + 2 * s.ph, s.sh)),
         cols(ceil_div(s.w + 2 * s.pw, s.sw)),
-        direct(s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0) {}
+        split(s.sw > 1 && s.ow >= kMinPhaseWidth) {}
 
   int64_t scratch_floats(const ConvShape& s) const {
-    return direct ? 0 : s.sh * s.sw * rows * cols;
+    return split ? s.sh * s.sw * rows * cols : 0;
   }
 };
+
+// Output columns [lo, hi) whose input column ox * stride + shift lies in [0, in).
+struct Span {
+  int64_t lo, hi;
+};
+
+Span valid_columns(int64_t shift, int64_t stride, int64_t in, int64_t out) {
+  // (stride 1 skips the divisions: they cost more than a whole 8x8 tap's copy)
+  const int64_t first = shift >= 0 ? 0 : stride == 1 ? -shift : ceil_div(-shift, stride);
+  const int64_t lo = std::min(out, first);
+  const int64_t last = in - 1 - shift;  // largest valid ox * stride
+  const int64_t count = last < 0 ? 0 : stride == 1 ? last + 1 : last / stride + 1;
+  const int64_t hi = std::max(lo, std::min(out, count));
+  return {lo, hi};
+}
 
 // Fills the phase planes of one channel `xc` into `buf`.
 void split_phases(const ConvShape& s, const Phases& p, const float* xc, float* buf) {
@@ -138,19 +172,112 @@ int64_t tap_offset(const ConvShape& s, const Phases& p, int64_t ki, int64_t kj) 
   return ((ty % s.sh) * s.sw + tx % s.sw) * p.rows * p.cols + (ty / s.sh) * p.cols + tx / s.sw;
 }
 
+// Stride 1 with as many output as input columns (the "same" 3x3 convs): the
+// valid rows of a tap are then one contiguous run in both x and the columns,
+// copied at once; the few entries it wrote into padding columns (taken from
+// the neighbouring row) are zeroed afterwards. Tiny rows (8x8 planes) make a
+// per-row loop cost several instructions per float.
+bool rows_are_contiguous(const ConvShape& s) { return s.sh == 1 && s.sw == 1 && s.w == s.ow; }
+
+// Tap (ki, kj) of channel `xc` into the column-matrix row `row`, row-wise.
+void im2col_tap_rowwise(const ConvShape& s, const float* xc, int64_t ki, int64_t kj, float* row) {
+  const int64_t shift = kj * s.dw - s.pw, ow = s.ow, sw = s.sw;
+  const Span span = valid_columns(shift, sw, s.w, ow);
+  if (rows_are_contiguous(s)) {
+    const Span ys = valid_columns(ki * s.dh - s.ph, 1, s.h, s.oh);
+    if (span.lo >= span.hi || ys.lo >= ys.hi) {
+      std::fill(row, row + s.oh * ow, 0.0f);
+      return;
+    }
+    const int64_t begin = ys.lo * ow + span.lo, end = (ys.hi - 1) * ow + span.hi;
+    const int64_t offset = (ki * s.dh - s.ph) * s.w + shift;  // row[d] reads xc[d + offset]
+    float* dst = row;
+    std::fill(dst, dst + begin, 0.0f);
+    // One long run: the library copy uses the widest vectors the CPU has.
+    std::memcpy(dst + begin, xc + begin + offset, (end - begin) * sizeof(float));
+    std::fill(dst + end, dst + s.oh * ow, 0.0f);
+    for (int64_t oy = ys.lo; oy < ys.hi; ++oy) {
+      for (int64_t ox = 0; ox < span.lo; ++ox) dst[oy * ow + ox] = 0.0f;
+      for (int64_t ox = span.hi; ox < ow; ++ox) dst[oy * ow + ox] = 0.0f;
+    }
+    return;
+  }
+  for (int64_t oy = 0; oy < s.oh; ++oy) {
+    float* __restrict dst = row + oy * ow;
+    const int64_t iy = oy * s.sh + ki * s.dh - s.ph;
+    if (iy < 0 || iy >= s.h) {
+      for (int64_t ox = 0; ox < ow; ++ox) dst[ox] = 0.0f;
+      continue;
+    }
+    const float* __restrict src = xc + iy * s.w;  // column ox reads src[ox * sw + shift]
+    for (int64_t ox = 0; ox < span.lo; ++ox) dst[ox] = 0.0f;
+    if (sw == 1) {
+#pragma omp simd
+      for (int64_t ox = span.lo; ox < span.hi; ++ox) dst[ox] = src[ox + shift];
+    } else if (sw == 2) {  // ResNet's downsampling; a constant stride vectorises (shuffles)
+#pragma omp simd
+      for (int64_t ox = span.lo; ox < span.hi; ++ox) dst[ox] = src[2 * ox + shift];
+    } else {
+      for (int64_t ox = span.lo; ox < span.hi; ++ox) dst[ox] = src[ox * sw + shift];
+    }
+    for (int64_t ox = span.hi; ox < ow; ++ox) dst[ox] = 0.0f;
+  }
+}
+
+// x channel += tap (ki, kj) of the column-matrix row `row`, row-wise. With
+// `clobber` the row is scratch: its padding entries are zeroed so that the
+// contiguous case can add whole runs (adding +0 changes no pixel, bar the
+// sign of a zero).
+void col2im_tap_rowwise(const ConvShape& s, float* row, bool clobber, int64_t ki, int64_t kj,
+                        float* xc) {
+  const int64_t shift = kj * s.dw - s.pw, ow = s.ow, sw = s.sw;
+  const Span span = valid_columns(shift, sw, s.w, ow);
+  if (clobber && rows_are_contiguous(s)) {
+    const Span ys = valid_columns(ki * s.dh - s.ph, 1, s.h, s.oh);
+    if (span.lo >= span.hi || ys.lo >= ys.hi) return;
+    for (int64_t oy = ys.lo; oy < ys.hi; ++oy) {
+      for (int64_t ox = 0; ox < span.lo; ++ox) row[oy * ow + ox] = 0.0f;
+      for (int64_t ox = span.hi; ox < ow; ++ox) row[oy * ow + ox] = 0.0f;
+    }
+    const int64_t begin = ys.lo * ow + span.lo, end = (ys.hi - 1) * ow + span.hi;
+    const int64_t offset = (ki * s.dh - s.ph) * s.w + shift;  // row[d] adds to xc[d + offset]
+    const float* __restrict src = row;
+    float* __restrict dst = xc;
+#pragma omp simd
+    for (int64_t d = begin; d < end; ++d) dst[d + offset] += src[d];
+    return;
+  }
+  for (int64_t oy = 0; oy < s.oh; ++oy) {
+    const int64_t iy = oy * s.sh + ki * s.dh - s.ph;
+    if (iy < 0 || iy >= s.h) continue;
+    const float* __restrict src = row + oy * ow;
+    float* __restrict dst = xc + iy * s.w;
+    if (sw == 1) {
+#pragma omp simd
+      for (int64_t ox = span.lo; ox < span.hi; ++ox) dst[ox + shift] += src[ox];
+    } else {
+      for (int64_t ox = span.lo; ox < span.hi; ++ox) dst[ox * sw + shift] += src[ox];
+    }
+  }
+}
+
 // The kh*kw rows of channel c of one image's column matrix; `ld` is the row
 // stride of `cols` (P for one image, S*P when images sit side by side).
 void im2col_channel(const ConvShape& s, const Phases& p, const float* xc, int64_t c, float* cols,
                     int64_t ld, float* scratch) {
-  const float* phases = xc;
-  if (!p.direct) {
-    split_phases(s, p, xc, scratch);
-    phases = scratch;
+  if (!p.split) {
+    for (int64_t ki = 0; ki < s.kh; ++ki) {
+      for (int64_t kj = 0; kj < s.kw; ++kj) {
+        im2col_tap_rowwise(s, xc, ki, kj, cols + ((c * s.kh + ki) * s.kw + kj) * ld);
+      }
+    }
+    return;
   }
+  split_phases(s, p, xc, scratch);
   for (int64_t ki = 0; ki < s.kh; ++ki) {
     for (int64_t kj = 0; kj < s.kw; ++kj) {
       float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld;
-      const float* src = phases + tap_offset(s, p, ki, kj);
+      const float* src = scratch + tap_offset(s, p, ki, kj);
       for (int64_t oy = 0; oy < s.oh; ++oy) {
         std::copy(src + oy * p.cols, src + oy * p.cols + s.ow, row + oy * s.ow);
       }
@@ -159,14 +286,19 @@ void im2col_channel(const ConvShape& s, const Phases& p, const float* xc, int64_
 }
 
 // Channel c of x = col2im(cols): every entry is added back where it was read,
-// in a fixed (ki, kj, oy, ox) order per pixel.
-void col2im_channel(const ConvShape& s, const Phases& p, const float* cols, int64_t ld, int64_t c,
-                    float* xc, float* scratch) {
-  float* acc = p.direct ? xc : scratch;
-  std::fill(acc, acc + (p.direct ? s.h * s.w : p.scratch_floats(s)), 0.0f);
+// in a fixed (ki, kj, oy, ox) order per pixel. `clobber`: cols is scratch
+// that may be overwritten (see col2im_tap_rowwise).
+void col2im_channel(const ConvShape& s, const Phases& p, float* cols, bool clobber, int64_t ld,
+                    int64_t c, float* xc, float* scratch) {
+  float* acc = p.split ? scratch : xc;
+  std::fill(acc, acc + (p.split ? p.scratch_floats(s) : s.h * s.w), 0.0f);
   for (int64_t ki = 0; ki < s.kh; ++ki) {
     for (int64_t kj = 0; kj < s.kw; ++kj) {
-      const float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld;
+      float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld;
+      if (!p.split) {
+        col2im_tap_rowwise(s, row, clobber, ki, kj, xc);
+        continue;
+      }
       float* dst = acc + tap_offset(s, p, ki, kj);
       for (int64_t oy = 0; oy < s.oh; ++oy) {
         float* d = dst + oy * p.cols;
@@ -176,7 +308,7 @@ void col2im_channel(const ConvShape& s, const Phases& p, const float* cols, int6
       }
     }
   }
-  if (!p.direct) merge_phases(s, p, scratch, xc);
+  if (p.split) merge_phases(s, p, scratch, xc);
 }
 
 // Runs body(c, scratch) for every channel, on the team when `parallel`, each
@@ -205,10 +337,11 @@ void im2col_image(const ConvShape& s, const float* x, float* cols, int64_t ld, b
   });
 }
 
-void col2im_image(const ConvShape& s, const float* cols, int64_t ld, float* x, bool parallel) {
+// `cols` is scratch and gets overwritten.
+void col2im_image(const ConvShape& s, float* cols, int64_t ld, float* x, bool parallel) {
   const bool worth = parallel && s.col_rows() * s.out_plane() >= kMinParallelFloats;
   for_channels(s, s.c, worth, [&](const Phases& p, int64_t c, float* scratch) {
-    col2im_channel(s, p, cols, ld, c, x + c * s.h * s.w, scratch);
+    col2im_channel(s, p, cols, true, ld, c, x + c * s.h * s.w, scratch);
   });
 }
 
@@ -228,17 +361,42 @@ void for_images_in_parallel(int64_t count, int threads, Body body) {
 
 // Images per chunk: their column matrices sit side by side so that the GEMMs
 // are wide (AlexNet conv3-5 have P = 169) and the weights are packed once per
-// chunk. A function of the shape only, never of the thread count.
+// chunk. When one image's columns are small but a full chunk's would not fit
+// in L2 (ResNet's 64-channel 8x8 layers: 576 x 1024 floats), the chunk shrinks
+// to what fits, so im2col's output is still cached when the GEMM reads it.
+// A function of the shape only, never of the thread count.
+constexpr int64_t kTargetColumns = 1024;
+constexpr int64_t kCachedColumnFloats = int64_t{1} << 18;  // 1 MiB
+
 int64_t chunk_images(const ConvShape& s) {
   if (s.is_pointwise()) return 1;
-  constexpr int64_t kTargetColumns = 1024;
-  const int64_t want = ceil_div(kTargetColumns, std::max<int64_t>(1, s.out_plane()));
+  const int64_t image = s.col_rows() * std::max<int64_t>(1, s.out_plane());
+  int64_t want = ceil_div(kTargetColumns, std::max<int64_t>(1, s.out_plane()));
+  if (image <= kCachedColumnFloats) want = std::min(want, kCachedColumnFloats / image);
   return std::max<int64_t>(1, std::min(want, std::max<int64_t>(1, s.n / 4)));
 }
 
+// Uninitialised scratch: every float is written before it is read, and
+// zero-filling megabytes per call (std::vector::resize) showed in profiles.
+class Buffer {
+ public:
+  float* get(int64_t n) {
+    if (n > size_) {
+      data_.reset(new float[n]);
+      size_ = n;
+    }
+    return data_.get();
+  }
+  float* data() const { return data_.get(); }
+
+ private:
+  std::unique_ptr<float[]> data_;
+  int64_t size_ = 0;
+};
+
 struct ForwardScratch {
-  std::vector<float> cols;  // (C*kh*kw, S*P)
-  std::vector<float> out;   // (O, S*P) when S > 1; a single image writes y directly
+  Buffer cols;  // (C*kh*kw, S*P)
+  Buffer out;   // (O, S*P) when S > 1; a single image writes y directly
 };
 
 // y of images [i0, i1) = W @ cols + bias, group by group. The bias is added
@@ -250,16 +408,15 @@ void forward_chunk(const ConvShape& s, const float* x, const float* weight, cons
   const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
   const float* b_mat = x + i0 * image_in;  // pointwise: the input itself (then i1 = i0 + 1)
   if (!s.is_pointwise()) {
-    ws.cols.resize(s.col_rows() * width);
+    float* cols = ws.cols.get(s.col_rows() * width);
     for (int64_t i = i0; i < i1; ++i) {
-      im2col_image(s, x + i * image_in, ws.cols.data() + (i - i0) * plane, width, parallel);
+      im2col_image(s, x + i * image_in, cols + (i - i0) * plane, width, parallel);
     }
-    b_mat = ws.cols.data();
+    b_mat = cols;
   }
   float* out = y + i0 * image_out;
   if (i1 - i0 > 1) {
-    ws.out.resize(s.o * width);
-    out = ws.out.data();
+    out = ws.out.get(s.o * width);
   }
   for (int64_t g = 0; g < s.groups; ++g) {
     sgemm(GemmAlgo::Auto, false, false, og, width, kg, 1.0f, weight + g * og * kg, kg,
@@ -293,13 +450,13 @@ struct BackwardArgs {
 
 // Per-thread scratch of the backward pass.
 struct BackwardScratch {
-  std::vector<float> cols;  // (C*kh*kw, S*P): im2col of the chunk, then W^T @ dy
-  std::vector<float> dyc;   // (O, S*P): dy of the chunk, images side by side
+  Buffer cols;  // (C*kh*kw, S*P): im2col of the chunk, then W^T @ dy
+  Buffer dyc;   // (O, S*P): dy of the chunk, images side by side
 
-  BackwardScratch(const BackwardArgs& a) {
+  explicit BackwardScratch(const BackwardArgs& a) {
     const int64_t width = a.chunk * a.s.out_plane();
-    if (!a.s.is_pointwise()) cols.resize(a.s.col_rows() * width);
-    if (a.chunk > 1) dyc.resize(a.s.o * width);
+    if (!a.s.is_pointwise()) cols.get(a.s.col_rows() * width);
+    if (a.chunk > 1) dyc.get(a.s.o * width);
   }
 };
 
@@ -359,19 +516,33 @@ void backward_chunk_work(const BackwardArgs& a, int64_t ci, BackwardScratch& ws,
   }
 }
 
-// db[o] = sum of dy[:, o]: one output channel per thread, a fixed order inside.
+// db[o] = sum of dy[:, o]: one output channel per thread, a fixed order
+// inside. Each plane is summed in kLanes interleaved partial sums (lane l
+// takes pixels l, l + kLanes, ...), added up in lane order at the end: a
+// single running sum is one long dependency chain the compiler may not
+// reorder, several times slower than these independent, vectorisable lanes.
+constexpr int64_t kLanes = 16;
+
+float plane_sum(const float* row, int64_t plane) {
+  float lanes[kLanes] = {};
+  const int64_t full = plane / kLanes * kLanes;
+  for (int64_t p0 = 0; p0 < full; p0 += kLanes) {
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] += row[p0 + l];
+  }
+  for (int64_t p = full; p < plane; ++p) lanes[p - full] += row[p];
+  float sum = 0.0f;
+  for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
+  return sum;
+}
+
 void bias_grad(const ConvShape& s, const float* dy, float* db) {
   const int64_t plane = s.out_plane();
   const bool worth = s.n * s.o * plane >= kMinParallelFloats;
 #pragma omp parallel for schedule(static) if (worth)
   for (int64_t oc = 0; oc < s.o; ++oc) {
     double sum = 0.0;
-    for (int64_t i = 0; i < s.n; ++i) {
-      const float* row = dy + (i * s.o + oc) * plane;
-      float plane_sum = 0.0f;
-      for (int64_t p = 0; p < plane; ++p) plane_sum += row[p];
-      sum += plane_sum;
-    }
+    for (int64_t i = 0; i < s.n; ++i) sum += plane_sum(dy + (i * s.o + oc) * plane, plane);
     db[oc] = static_cast<float>(sum);
   }
 }
@@ -445,14 +616,37 @@ void ConvShape::finish() {
     fail("groups=" + std::to_string(groups) + " must divide the input channels (" +
          std::to_string(c) + ") and the output channels (" + std::to_string(o) + ")");
   }
+  // Bounds that keep every product below in int64 (no such extent fits in
+  // memory anyway): sizes, padding and dilated kernel spans below 2^40.
+  constexpr int64_t kMaxExtent = int64_t{1} << 40;
+  if (std::max({h, w, ph, pw, kh, kw}) > kMaxExtent || dh > kMaxExtent / kh ||
+      dw > kMaxExtent / kw) {
+    fail("convolution too large: input " + pair_str(h, w) + ", padding " + pair_str(ph, pw) +
+         ", kernel " + pair_str(kh, kw) + " and dilation " + pair_str(dh, dw) +
+         " must each stay below 2^40");
+  }
   const int64_t span_h = dh * (kh - 1) + 1, span_w = dw * (kw - 1) + 1;
   const int64_t room_h = h + 2 * ph - span_h, room_w = w + 2 * pw - span_w;
   if (room_h < 0 || room_w < 0) {
     fail("output size would be below 1: padded input " + pair_str(h + 2 * ph, w + 2 * pw) +
          " is smaller than the dilated kernel " + pair_str(span_h, span_w));
   }
+  // A stride past the room only ever reads window 0, so it is lowered to
+  // room + 1: same output, and the stride-phase split (sh * sw planes) stays
+  // the size of the padded input instead of the size of the stride.
+  sh = std::min(sh, room_h + 1);
+  sw = std::min(sw, room_w + 1);
   oh = room_h / sh + 1;
   ow = room_w / sw + 1;
+  int64_t plane = 0, cols = 0;
+  const int64_t phase_h = ceil_div(h + 2 * ph, sh) * sh, phase_w = ceil_div(w + 2 * pw, sw) * sw;
+  if (__builtin_mul_overflow(phase_h, phase_w, &plane) || plane > (int64_t{1} << 52) ||
+      __builtin_mul_overflow(c, kh, &cols) || __builtin_mul_overflow(cols, kw, &cols) ||
+      __builtin_mul_overflow(cols, oh, &cols) || __builtin_mul_overflow(cols, ow, &cols) ||
+      __builtin_mul_overflow(cols, n, &cols) || __builtin_mul_overflow(o, oh * ow, &plane) ||
+      __builtin_mul_overflow(plane, n, &plane)) {
+    fail("convolution too large: its column matrix or padded planes would not fit in memory");
+  }
 }
 
 bool ConvShape::is_pointwise() const {
@@ -473,7 +667,9 @@ void col2im(const ConvShape& s, const float* cols, float* x) {
   const bool worth = image_cols * s.n >= kMinParallelFloats;
   for_channels(s, s.n * s.c, worth, [&](const Phases& p, int64_t item, float* scratch) {
     const int64_t i = item / s.c, c = item % s.c;
-    col2im_channel(s, p, cols + i * image_cols, s.out_plane(), c, x + item * s.h * s.w, scratch);
+    // The caller's cols stay untouched (clobber = false), hence the cast.
+    col2im_channel(s, p, const_cast<float*>(cols) + i * image_cols, false, s.out_plane(), c,
+                   x + item * s.h * s.w, scratch);
   });
 }
 

@@ -23,6 +23,16 @@ CASES = {
     "1x1-stride-2": ((2, 4, 6, 7), (3, 4, 1, 1), 2, 0, 1, 1),
     "chunked-batch": ((9, 3, 8, 8), (4, 3, 3, 3), 1, 1, 1, 1),
     "alexnet-conv1-like": ((3, 3, 31, 31), (8, 3, 11, 11), 4, 2, 1, 1),
+    # Stride 1 with as many output as input columns (whole-run copies), a dilation so large
+    # that some taps see only padding (rows) or a single column.
+    "big-dilation-same": ((2, 3, 3, 5), (4, 3, 3, 3), 1, 4, 4, 1),
+    # Output at least 32 wide with a column stride: the stride-phase split path.
+    "wide-strided-phases": ((2, 2, 40, 67), (3, 2, 5, 4), (3, 2), (2, 1), (1, 2), 1),
+    # ResNet-20's small planes: chunks of several images side by side.
+    "resnet-8x8": ((5, 6, 8, 8), (7, 6, 3, 3), 1, 1, 1, 1),
+    "resnet-strided": ((5, 4, 16, 16), (6, 4, 3, 3), 2, 1, 1, 1),
+    # Chunk capped by cache size (7 images of 576 x 64 columns), 33 = 4 * 7 + 5 images.
+    "capped-chunk": ((33, 64, 8, 8), (8, 64, 3, 3), 1, 1, 1, 1),
 }
 IDS = list(CASES)
 
@@ -79,6 +89,8 @@ UNFOLD_CASES = [
     ((2, 2, 5, 5), 5, 1, 0, 1),
     ((1, 3, 9, 8), 2, 3, 1, 1),
     ((3, 2, 6, 7), 3, 1, 2, 2),
+    ((2, 3, 3, 5), 3, 1, 4, 4),
+    ((1, 2, 9, 70), (3, 3), 2, 1, 1),  # 35 output columns, strided: phase split
 ]
 
 
@@ -144,7 +156,9 @@ def test_reference_conv2d_backward_by_finite_differences(rng, x_shape, w_shape, 
 
 
 @pytest.mark.parametrize("name", ["primes-padded", "chunked-batch", "groups-2", "pointwise-1x1",
-                                  "alexnet-conv1-like", "batch1-one-channel"])
+                                  "alexnet-conv1-like", "batch1-one-channel",
+                                  "big-dilation-same", "wide-strided-phases", "resnet-8x8",
+                                  "resnet-strided", "capped-chunk"])
 def test_one_and_two_threads_and_both_strategies_bitwise_equal(rng, threads, name):
     x, w, b, kw = _case(rng, name)
     x = np.concatenate([x] * 3)  # enough images for the image-parallel path
@@ -213,9 +227,17 @@ def test_workspace_is_bounded_per_image():
     bwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1,
                                  backward=True, threads=2)
     chunk = 7  # ceil(1024 / 169) images side by side
-    assert bwd == 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 384 * 1728 + 15 * 15)
+    # stride 1 reads rows in place: no phase scratch
+    assert bwd == 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 384 * 1728)
     fwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1, threads=2)
-    assert fwd == 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 15 * 15)
+    assert fwd == 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169)
+    # strided but narrower than 32 output columns: strided row reads, no phase scratch either
+    small = conv2d_workspace_bytes((64, 16, 32, 32), (32, 16, 3, 3), stride=2, padding=1,
+                                   threads=1)
+    assert small == 4 * (144 * 4 * 256 + 32 * 4 * 256)  # 4 images of 16x16 outputs per chunk
+    # 8x8 planes want 16 images per chunk, but only 7 images' columns fit in 2**18 floats
+    eight = conv2d_workspace_bytes((64, 64, 8, 8), (64, 64, 3, 3), padding=1, threads=1)
+    assert eight == 4 * (576 * 7 * 64 + 64 * 7 * 64)
 
 
 def _ones(*shape):

@@ -2,13 +2,15 @@
 col2im, on the CPU kernels of csrc/conv.cpp (im2col + the packed SGEMM).
 
 Scratch memory is bounded per chunk of S images, never by the batch, with
-S = min(ceil(1024 / (OH*OW)), max(1, N // 4)) (1 for conv1-sized outputs and for
-1x1 stride-1 unpadded convolutions, which use the input in place). Forward
-allocates team * (C*kh*kw * S*OH*OW + O * S*OH*OW [S > 1]) floats, backward
-that plus team * weight.size, and each thread one padded input channel (team =
-the OpenMP threads when they split the batch, else 1). AlexNet conv1 forward:
-4.4 MB per thread at any batch size. `conv2d_workspace_bytes` gives the exact
-figure for a call.
+S = min(ceil(1024 / (OH*OW)), max(1, N // 4)), capped at 2**18 // (C*kh*kw*OH*OW)
+when one image's columns fit in those 2**18 floats (so a chunk's stay in cache),
+1 for conv1-sized outputs and for 1x1 stride-1 unpadded convolutions (which use
+the input in place). Forward allocates team * (C*kh*kw * S*OH*OW + O * S*OH*OW
+[S > 1]) floats, backward that plus team * weight.size, and each thread one
+padded input channel when the stride is split into phases (column stride > 1
+and output width >= 32; team = the OpenMP threads when they split the batch,
+else 1). AlexNet conv1 forward: 4.4 MB per thread at any batch size.
+`conv2d_workspace_bytes` gives the exact figure for a call.
 """
 
 from __future__ import annotations

@@ -48,22 +48,6 @@ SplitMean split(double mean) {
   return {hi, static_cast<float>(mean - static_cast<double>(hi))};
 }
 
-// Calls body(begin, end) over [0, items) split into one range per thread.
-template <typename Body>
-void parallel_items(int64_t items, int64_t work, Body body) {
-  const int nthreads = static_cast<int>(std::min<int64_t>(threads_for(work), items));
-  if (nthreads <= 1) {
-    if (items > 0) body(int64_t{0}, items);
-    return;
-  }
-#pragma omp parallel num_threads(nthreads)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t begin = items * t / nt, end = items * (t + 1) / nt;
-    if (begin < end) body(begin, end);
-  }
-}
-
 // Two sums from one pass over the data.
 struct Sums {
   double a = 0.0, b = 0.0;
@@ -173,7 +157,7 @@ void prefetch_channel(const BatchNormShape& s, int64_t c, const float* a, const 
 // Calls body(c) for every channel, channels split across threads.
 template <typename Body>
 void for_each_channel(const BatchNormShape& s, Body body) {
-  parallel_items(s.channels, s.batch * s.channels * s.spatial, [&](int64_t begin, int64_t end) {
+  parallel_ranges(s.channels, s.batch * s.channels * s.spatial, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) body(c);
   });
 }
@@ -181,7 +165,7 @@ void for_each_channel(const BatchNormShape& s, Body body) {
 // S = 1: calls body(c_begin, c_end) once per thread, a block of channels.
 template <typename Body>
 void for_channel_blocks(const BatchNormShape& s, Body body) {
-  parallel_items(s.channels, s.batch * s.channels, body);
+  parallel_ranges(s.channels, s.batch * s.channels, body);
 }
 
 // S = 1: out[c] = sum of f(n * C + c, c) down the batch, in double, for c in

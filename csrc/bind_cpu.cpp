@@ -1,6 +1,7 @@
 // The _cpu extension module: build facts, thread and ISA control, and the
 // per-op bindings registered from csrc/bind/. No math lives here.
 #include <omp.h>
+#include <pthread.h>
 
 #include "bind/common.h"
 #include "pykernels/isa.h"
@@ -16,6 +17,12 @@ PYBIND11_MODULE(_cpu, m) {
   m.attr("__version__") = PYKERNELS_VERSION;
   m.attr("compiler") = __VERSION__;
   m.attr("openmp_version") = _OPENMP;
+
+  // A forked child inherits libgomp's pool state but not its threads: its
+  // first multi-threaded region would wait forever (multiprocessing "fork",
+  // DataLoader-style workers). The child therefore runs single-threaded, as
+  // PyTorch does; raising the count there again is not safe.
+  pthread_atfork(nullptr, nullptr, [] { omp_set_num_threads(1); });
 
   m.def("get_num_threads", [] { return omp_get_max_threads(); },
         "Threads the next OpenMP parallel region of the calling thread may use");

@@ -20,20 +20,9 @@
 namespace pk {
 namespace {
 
-template <typename Body>
-void parallel_rows(int64_t rows, int64_t work, Body body) {
-  const int nthreads = static_cast<int>(std::min<int64_t>(threads_for(work, 1 << 13), rows));
-  if (nthreads <= 1) {
-    if (rows > 0) body(int64_t{0}, rows);
-    return;
-  }
-#pragma omp parallel num_threads(nthreads)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t begin = rows * t / nt, end = rows * (t + 1) / nt;
-    if (begin < end) body(begin, end);
-  }
-}
+// Softmax rows cost a few exps per element: worth a thread at less work than
+// a plain copy.
+constexpr int64_t kMinRowWork = 1 << 13;
 
 int64_t first_bad_label(const int64_t* labels, int64_t n, int64_t classes) {
   for (int64_t i = 0; i < n; ++i) {
@@ -65,11 +54,11 @@ double cross_entropy_forward(const float* logits, const int64_t* labels, int64_t
   if (*bad_label >= 0) return NAN;
   if (n == 0) return NAN;
   std::vector<double> row_loss(n);
-  parallel_rows(n, n * classes, [&](int64_t begin, int64_t end) {
+  parallel_ranges(n, n * classes, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       row_loss[i] = softmax_row(logits + i * classes, classes, labels[i], probs + i * classes);
     }
-  });
+  }, kMinRowWork);
   double total = 0.0;
   for (int64_t i = 0; i < n; ++i) total += row_loss[i];
   return total / n;
@@ -80,7 +69,7 @@ void cross_entropy_backward(const float* probs, const int64_t* labels, int64_t n
   *bad_label = first_bad_label(labels, n, classes);
   if (*bad_label >= 0 || n == 0) return;
   const float inv_n = static_cast<float>(1.0 / n);
-  parallel_rows(n, n * classes, [&](int64_t begin, int64_t end) {
+  parallel_ranges(n, n * classes, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const float* p = probs + i * classes;
       float* d = dlogits + i * classes;
@@ -88,7 +77,7 @@ void cross_entropy_backward(const float* probs, const int64_t* labels, int64_t n
       for (int64_t j = 0; j < classes; ++j) d[j] = p[j] * inv_n;
       d[labels[i]] = (p[labels[i]] - 1.0f) * inv_n;
     }
-  });
+  }, kMinRowWork);
 }
 
 }  // namespace pk

@@ -26,35 +26,26 @@ const lstm_detail::Kernels& kernels_for_active_isa() {
   }
 }
 
-// Rows are independent, so any split gives the same bits; small batches run
-// on one thread because a parallel region costs more than the work.
-template <typename Body>
-void for_row_blocks(int64_t rows, int64_t row_width, Body body) {
-  const int nthreads = threads_for(rows * row_width, 1 << 14);
-  if (nthreads <= 1 || rows < 2) {
-    body(int64_t{0}, rows);
-    return;
-  }
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-  for (int64_t row = 0; row < rows; ++row) body(row, row + 1);
-}
+// Rows are independent, so any split gives the same bits; small batches stay
+// on one thread because a parallel region costs more than their work.
+constexpr int64_t kMinRowWork = 1 << 14;
 
 }  // namespace
 
 void lstm_pointwise_forward(int64_t n, int64_t h, float* gates, const float* bias,
                             const float* c, float* c1, float* h1) {
   const auto forward = kernels_for_active_isa().forward;
-  for_row_blocks(n, 4 * h, [&](int64_t begin, int64_t end) {
+  parallel_ranges(n, n * 4 * h, [&](int64_t begin, int64_t end) {
     forward(begin, end, h, gates, bias, c, c1, h1);
-  });
+  }, kMinRowWork);
 }
 
 void lstm_pointwise_backward(int64_t n, int64_t h, const float* dh1, const float* dh_rec,
                              float* dc, const float* gates, const float* c, float* dgates) {
   const auto backward = kernels_for_active_isa().backward;
-  for_row_blocks(n, 4 * h, [&](int64_t begin, int64_t end) {
+  parallel_ranges(n, n * 4 * h, [&](int64_t begin, int64_t end) {
     backward(begin, end, h, dh1, dh_rec, dc, gates, c, dgates);
-  });
+  }, kMinRowWork);
 }
 
 }  // namespace pk

@@ -34,23 +34,6 @@
 namespace pk {
 namespace {
 
-// Calls body(begin, end) over [0, items) split into one contiguous range per
-// thread; `work` (elements touched in all) decides how many threads pay off.
-template <typename Body>
-void parallel_items(int64_t items, int64_t work, Body body) {
-  const int nthreads = static_cast<int>(std::min<int64_t>(threads_for(work), items));
-  if (nthreads <= 1) {
-    if (items > 0) body(int64_t{0}, items);
-    return;
-  }
-#pragma omp parallel num_threads(nthreads)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t begin = items * t / nt, end = items * (t + 1) / nt;
-    if (begin < end) body(begin, end);
-  }
-}
-
 // Window rows (or columns) [lo, hi) of output position o, clipped to the input.
 struct Span {
   int64_t lo, hi;
@@ -225,7 +208,7 @@ template <typename RowFn>
 void for_each_output_row(const Pool2dShape& s, const float* x, float* y, RowFn row_fn) {
   const int64_t rows = s.planes * s.out_h;
   const int64_t plane_size = s.in_h * s.in_w;
-  parallel_items(rows, s.planes * plane_size, [&](int64_t begin, int64_t end) {
+  parallel_ranges(rows, s.planes * plane_size, [&](int64_t begin, int64_t end) {
     int64_t p = begin / s.out_h, oh = begin % s.out_h;
     for (int64_t r = begin; r < end; ++r) {
       row_fn(x + p * plane_size, oh, y + r * s.out_w, r);
@@ -240,7 +223,7 @@ void for_each_output_row(const Pool2dShape& s, const float* x, float* y, RowFn r
 // Runs plane_fn(p) for every plane, each plane wholly in one thread.
 template <typename PlaneFn>
 void for_each_plane(const Pool2dShape& s, PlaneFn plane_fn) {
-  parallel_items(s.planes, s.planes * s.in_h * s.in_w, [&](int64_t begin, int64_t end) {
+  parallel_ranges(s.planes, s.planes * s.in_h * s.in_w, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) plane_fn(p);
   });
 }
@@ -312,7 +295,7 @@ void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx) {
 void adaptive_avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
   if (s.out_h == 1 && s.out_w == 1) {
     const int64_t plane_size = s.in_h * s.in_w;
-    parallel_items(s.planes, s.planes * plane_size, [&](int64_t first, int64_t last) {
+    parallel_ranges(s.planes, s.planes * plane_size, [&](int64_t first, int64_t last) {
       global_average(x, plane_size, first, last, y);
     });
     return;

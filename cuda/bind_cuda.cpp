@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <initializer_list>
+#include <stdexcept>
 #include <string>
 
 #include "activation.cuh"
@@ -13,6 +15,16 @@ namespace py = pybind11;
 using pk::cuda::as_stream;
 
 namespace {
+
+// Checked before any launch: a raw pointer cannot be validated further, but a
+// negative count or a null pointer with work to do is refused here, on the host.
+void check_elementwise(int64_t n, std::initializer_list<std::uintptr_t> ptrs) {
+  if (n < 0) throw std::invalid_argument("element count must be >= 0, got " + std::to_string(n));
+  if (n == 0) return;
+  for (std::uintptr_t p : ptrs) {
+    if (p == 0) throw std::invalid_argument("null device pointer for a non-empty array");
+  }
+}
 
 const float* cptr(std::uintptr_t p) { return reinterpret_cast<const float*>(p); }
 float* mptr(std::uintptr_t p) { return reinterpret_cast<float*>(p); }
@@ -66,6 +78,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def(
       "relu_forward",
       [](std::uintptr_t x, std::uintptr_t y, int64_t n, std::uintptr_t stream) {
+        check_elementwise(n, {x, y});
         py::gil_scoped_release release;
         pk::cuda::relu_forward(cptr(x), mptr(y), n, as_stream(stream));
       },
@@ -73,6 +86,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def(
       "relu_backward",
       [](std::uintptr_t dy, std::uintptr_t y, std::uintptr_t dx, int64_t n, std::uintptr_t stream) {
+        check_elementwise(n, {dy, y, dx});
         py::gil_scoped_release release;
         pk::cuda::relu_backward(cptr(dy), cptr(y), mptr(dx), n, as_stream(stream));
       },

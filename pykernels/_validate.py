@@ -77,6 +77,6 @@ def output_array(out, shape, device: str, name: str = "out"):
         raise ValueError(f"{name} has shape {tuple(out.shape)}, expected {tuple(shape)}")
     if not out.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (the result is written in place)")
-    if not out.flags.writeable:
+    if isinstance(out, np.ndarray) and not out.flags.writeable:  # CuPy flags lack it
         raise ValueError(f"{name} is read-only")
     return out

@@ -8,6 +8,20 @@ import pytest
 
 import pykernels
 
+try:  # hypothesis profiles for tests/test_properties.py; PYKERNELS_HYPOTHESIS_PROFILE picks one
+    import os
+
+    from hypothesis import HealthCheck, settings
+
+    _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large]
+    settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True,
+                              suppress_health_check=_quiet, print_blob=True)
+    settings.register_profile("deep", max_examples=5000, deadline=None,
+                              suppress_health_check=_quiet, print_blob=True)
+    settings.load_profile(os.environ.get("PYKERNELS_HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is optional: test_properties.py skips without it
+    pass
+
 
 def pytest_addoption(parser):
     parser.addoption("--require-gpu", action="store_true",

@@ -4,6 +4,7 @@
 // never make a kernel read or write outside an array.
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <climits>
 #include <string>
 #include <utility>
@@ -49,6 +50,11 @@ Pool2dShape window_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh,
   if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0 || 2 * ph > kh || 2 * pw > kw) {
     throw std::invalid_argument("pooling needs kernel_size >= 1, stride >= 1 and "
                                 "0 <= padding <= kernel_size / 2");
+  }
+  // As PyTorch (int32 parameters): larger values would overflow the window
+  // count kh * kw and the padded extents below.
+  if (std::max({kh, kw, sh, sw, ph, pw}) > INT32_MAX) {
+    throw std::invalid_argument("pooling kernel_size, stride and padding must be below 2^31");
   }
   const int64_t oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1;
   if (h + 2 * ph < kh || w + 2 * pw < kw || oh < 1 || ow < 1) {

@@ -184,9 +184,10 @@ def lstm_backward(dy, dhn, dcn, cache: LSTMCache):
         _gemm(dgates[t], w_hh, dh)  # dh for step t-1 (overwrites: beta = 0)
     rows = steps * batch
     dgates2 = dgates.reshape(rows, 4 * hidden)
-    h_prev = np.concatenate([cache.h0[None], cache.y[:-1]]).reshape(rows, hidden)
+    # [:steps]: with T = 0 the concatenation still holds h0 (one step too many)
+    h_prev = np.concatenate([cache.h0[None], cache.y[:-1]])[:steps].reshape(rows, hidden)
     dx = _gemm(dgates2, cache.w_ih).reshape(cache.x.shape)
-    dw_ih = _gemm(dgates2, cache.x.reshape(rows, -1), trans_a=True)
+    dw_ih = _gemm(dgates2, cache.x.reshape(rows, cache.x.shape[2]), trans_a=True)
     dw_hh = _gemm(dgates2, h_prev, trans_a=True)
     return dx, dh, dc, dw_ih, dw_hh, dgates2.sum(axis=0)
 

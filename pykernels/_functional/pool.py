@@ -72,6 +72,8 @@ def _window(in_hw, kernel_size, stride, padding):
         raise ValueError(f"stride must be >= 1, got {stride!r}")
     if min(p) < 0:
         raise ValueError(f"padding must be >= 0, got {padding!r}")
+    if max(*k, *s, *p) >= 2**31:  # int32 in PyTorch too; kh * kw would overflow
+        raise ValueError(f"kernel_size {k}, stride {s} and padding {p} must be below 2**31")
     if 2 * p[0] > k[0] or 2 * p[1] > k[1]:
         raise ValueError(f"padding {p} must be at most half of kernel_size {k}")
     out = tuple((n + 2 * pad - kk) // ss + 1 for n, kk, ss, pad in zip(in_hw, k, s, p))

@@ -9,6 +9,7 @@ backward(dy) returns dx and adds into each parameter's .grad.
 
 from __future__ import annotations
 
+import zipfile
 from collections import OrderedDict
 from typing import Iterator, Tuple
 
@@ -186,17 +187,10 @@ class Module:
         np.savez(path, **self.state_dict())
 
     def load(self, path) -> None:
-        """Read weights written by save(); pickled objects are refused."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                state = {k: data[k] for k in data.files}
-        except ValueError as exc:  # object arrays need pickle: refused
-            raise ValueError(f"{path}: not a plain-array weight file ({exc})") from None
-        for name, value in state.items():
-            if value.dtype.kind not in "fiu":
-                raise ValueError(f"{path}: entry {name!r} has dtype {value.dtype}, "
-                                 "expected numbers")
-        self.load_state_dict(state)
+        """Read weights written by save(). Names, shapes and dtypes are checked
+        from the array headers before any data is read; pickled objects and
+        anything that is not a plain numeric array are refused."""
+        self.load_state_dict(read_weights(path, self.state_dict()))
 
     # -- display --------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -208,3 +202,51 @@ class Module:
         lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ")
                  for name, m in self._modules.items()]
         return f"{self._name()}(\n" + "\n".join(lines) + "\n)"
+
+
+def _array_header(member):
+    """(shape, dtype) from a .npy member's header, parsed without running it."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    return shape, dtype
+
+
+def read_weights(path, expected) -> dict:
+    """The arrays of the .npz at `path`, after checking every member's name,
+    shape and dtype against `expected` (name -> array) from the headers alone,
+    so a hostile file can neither run code nor make us allocate its claims."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {name[:-4]: name for name in archive.namelist()}
+            bad = [n for n in archive.namelist() if not n.endswith(".npy")]
+            if bad:
+                raise ValueError(f"members {bad} are not .npy arrays")
+            problems = []
+            for key, name in members.items():
+                with archive.open(name) as member:
+                    shape, dtype = _array_header(member)
+                if dtype.kind not in "fiu":
+                    problems.append(f"{key!r} has dtype {dtype}, expected numbers")
+                elif key in expected and tuple(shape) != expected[key].shape:
+                    problems.append(f"{key}: expected {expected[key].shape}, got {tuple(shape)}")
+            missing = [k for k in expected if k not in members]
+            extra = [k for k in members if k not in expected]
+            if missing:
+                problems.append(f"missing keys {missing}")
+            if extra:
+                problems.append(f"unexpected keys {extra}")
+            if problems:
+                raise ValueError("; ".join(problems))
+            state = {}
+            for key, name in members.items():
+                with archive.open(name) as member:
+                    state[key] = np.lib.format.read_array(member, allow_pickle=False)
+            return state
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, NotImplementedError, RuntimeError,
+            zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a valid weight file for this model ({exc})") from None

@@ -29,7 +29,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     idx = np.empty(y.shape, dtype=np.int64)
     for oh, ow, rows, cols, _ in _windows(x.shape[-2:], k, s, p, out):
         win = x[..., rows, cols]
-        flat = win.reshape(*win.shape[:-2], -1)
+        flat = win.reshape(*win.shape[:-2], win.shape[-2] * win.shape[-1])  # -1 fails for N=0
         # torch's scan: the first strict maximum, unless a NaN is present, in
         # which case the last NaN.
         nan = np.isnan(flat)
@@ -45,8 +45,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
 def max_pool2d_backward(dy, indices, input_shape):
     shape = _input_shape(input_shape)
     dx = np.zeros((*shape[:-2], shape[-2] * shape[-1]), dtype=dy.dtype)
-    flat_dy = dy.reshape(*dy.shape[:-2], -1)
-    flat_idx = indices.reshape(*indices.shape[:-2], -1)
+    plane = dy.shape[-2] * dy.shape[-1]  # not -1: that cannot reshape an empty batch
+    flat_dy = dy.reshape(*dy.shape[:-2], plane)
+    flat_idx = indices.reshape(*indices.shape[:-2], plane)
     lead = np.indices(flat_idx.shape[:-1]).reshape(len(shape) - 2, -1)
     for j in range(flat_idx.shape[-1]):
         np.add.at(dx, (*lead, flat_idx[..., j].ravel()), flat_dy[..., j].ravel())

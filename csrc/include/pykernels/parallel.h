@@ -38,4 +38,25 @@ void parallel_chunks(int64_t n, Body body) {
   }
 }
 
+// Calls body(begin, end) over [0, items) split into one contiguous range per
+// thread; `work` (elements touched in all) decides how many threads pay off.
+// Each item is handled whole by one thread, so per-item results do not depend
+// on the thread count.
+template <typename Body>
+void parallel_ranges(int64_t items, int64_t work, Body body,
+                     int64_t min_work_per_thread = kMinElementsPerThread) {
+  const int nthreads =
+      static_cast<int>(std::min<int64_t>(threads_for(work, min_work_per_thread), items));
+  if (nthreads <= 1) {
+    if (items > 0) body(int64_t{0}, items);
+    return;
+  }
+#pragma omp parallel num_threads(nthreads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t begin = items * t / nt, end = items * (t + 1) / nt;
+    if (begin < end) body(begin, end);
+  }
+}
+
 }  // namespace pk

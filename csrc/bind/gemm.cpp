@@ -3,7 +3,10 @@
 // contiguous (unit column stride) with a row stride >= its width, i.e. a
 // row-major matrix with a leading dimension. That contract is re-checked so a
 // direct call can never make the kernel read or write outside an array.
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common.h"
 #include "pykernels/gemm.h"
@@ -38,6 +41,32 @@ int64_t leading_dim(const py::array& a, const char* name) {
   return a.strides(0) / 4;
 }
 
+// Bytes [first, last) that a row-major view with leading dimension ld spans.
+std::pair<const char*, const char*> span(const py::array& a, int64_t ld) {
+  const char* first = static_cast<const char*>(a.data());
+  if (a.size() == 0) return {first, first};
+  return {first, first + ((a.shape(0) - 1) * ld + a.shape(1)) * sizeof(float)};
+}
+
+bool overlaps(const py::array& c, int64_t ldc, const py::array& x, int64_t ldx) {
+  const auto [c0, c1] = span(c, ldc);
+  const auto [x0, x1] = span(x, ldx);
+  return c0 < x1 && x0 < c1;
+}
+
+// A dense copy of a row-major view; returns its data and sets its ld.
+const float* copy_rows(const py::array& a, int64_t ld, std::vector<float>* out,
+                       int64_t* ld_out) {
+  const int64_t rows = a.shape(0), cols = a.shape(1);
+  const float* src = static_cast<const float*>(a.data());
+  out->resize(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy(src + r * ld, src + r * ld + cols, out->data() + r * cols);
+  }
+  *ld_out = cols > 0 ? cols : 1;
+  return out->data();
+}
+
 GemmAlgo parse_algo(const std::string& algo) {
   if (algo == "auto") return GemmAlgo::Auto;
   if (algo == "naive") return GemmAlgo::Naive;
@@ -68,8 +97,14 @@ void gemm(const py::array& a, const py::array& b, py::array& c, float alpha, flo
   const float* ap = static_cast<const float*>(a.data());
   const float* bp = static_cast<const float*>(b.data());
   float* cp = static_cast<float*>(c.mutable_data());
+  // The kernel writes C while it still reads A and B: an input that overlaps
+  // the output is read from a private copy instead.
+  std::vector<float> a_copy, b_copy;
+  int64_t lda_used = lda, ldb_used = ldb;
+  if (overlaps(c, ldc, a, lda)) ap = copy_rows(a, lda, &a_copy, &lda_used);
+  if (overlaps(c, ldc, b, ldb)) bp = copy_rows(b, ldb, &b_copy, &ldb_used);
   py::gil_scoped_release release;
-  sgemm(algo, trans_a, trans_b, m, n, k, alpha, ap, lda, bp, ldb, beta, cp, ldc);
+  sgemm(algo, trans_a, trans_b, m, n, k, alpha, ap, lda_used, bp, ldb_used, beta, cp, ldc);
 }
 
 }  // namespace

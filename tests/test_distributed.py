@@ -63,7 +63,10 @@ def _env():
 def mpirun(ranks, *args, timeout=90):
     cmd = [*_mpirun(), "-n", str(ranks), *map(str, args)]
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+        # From outside the checkout: `python -m pykernels` would otherwise find
+        # the source tree (without the compiled modules) before the install.
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(),
+                              cwd=tempfile.gettempdir())
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{' '.join(cmd)} hung for {timeout} s:\n{exc.stdout}\n{exc.stderr}")
 

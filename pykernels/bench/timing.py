@@ -26,10 +26,24 @@ def _calls_per_sample(fn: Callable[[], object], min_sample_s: float) -> int:
         calls *= 2 if elapsed <= 0 else max(2, min(16, int(min_sample_s / elapsed) + 1))
 
 
+# Idle worker threads keep spinning for a while after a call (OpenBLAS for
+# about 2^28 cycles, ~0.1 s; OpenMP runtimes briefly), holding a core that the
+# next contender needs. With more than one thread, each sample first waits
+# this long so every contender starts on idle cores.
+SETTLE_S = 0.15
+
+
+def _settle_seconds() -> float:
+    import pykernels
+
+    return SETTLE_S if pykernels.get_num_threads() > 1 else 0.0
+
+
 def interleaved_medians(
     cases: Dict[str, Callable[[], object]], repeats: int = 9, min_sample_s: float = 0.02
 ) -> Dict[str, float]:
     """Median seconds per call of each case, sampled round-robin."""
+    settle = _settle_seconds()
     calls = {name: _calls_per_sample(fn, min_sample_s) for name, fn in cases.items()}
     samples: Dict[str, list] = {name: [] for name in cases}
     names = list(cases)
@@ -37,6 +51,8 @@ def interleaved_medians(
         # Rotate the order so no case always runs right after the same neighbour.
         for name in names[r % len(names):] + names[: r % len(names)]:
             fn, n = cases[name], calls[name]
+            if settle:
+                time.sleep(settle)
             start = time.perf_counter()
             for _ in range(n):
                 fn()

@@ -102,40 +102,33 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
     rows = []
     for t in threads:
         peak = peak_gflops(_cpu.get_isa(), t)
-        torch_threads = torch.get_num_threads() if torch is not None else None
-        if torch is not None:
-            torch.set_num_threads(t)
-        try:
-            for layer in layers:
-                name, c, o, k, s, p, hw = layer
-                x, w, b, dy = _operands(batch, c, o, k, s, p, hw)
-                ours = _pykernels_cases(x, w, b, dy, s, p)
-                theirs = _torch_cases(torch, x, w, b, dy, s, p) if torch is not None else {}
-                for what in ("fwd", "fwd+bwd"):
-                    cases = {"pykernels": ours[what]}
-                    if theirs:
-                        cases["torch"] = theirs[what]
-                    with pinned_threads(t):
-                        med = interleaved_medians(cases, repeats=repeats, min_sample_s=0.05)
-                        ref_s = _reference_seconds_per_image(layer, ref_batch, what,
-                                                             samples=1 if quick else 2)
-                    flops = _forward_flops(batch, c, o, k, s, p, hw) * (1 if what == "fwd" else 3)
-                    gf = flops / med["pykernels"] / 1e9
-                    ref_gf = flops / (ref_s * batch) / 1e9
-                    row = {"layer": name, "pass": what, "batch": batch, "threads": t,
-                           "pykernels GFLOP/s": gf}
-                    if "torch" in med:
-                        row["torch GFLOP/s"] = flops / med["torch"] / 1e9
-                        row["vs torch"] = med["torch"] / med["pykernels"]
-                    row["reference GFLOP/s"] = ref_gf
-                    row["vs reference"] = gf / ref_gf
-                    row["of peak"] = gf / peak
-                    row["note"] = (f"reference: best of {1 if quick else 2} at batch "
-                                   f"{ref_batch}, scaled per image")
-                    rows.append(row)
-        finally:
-            if torch is not None:
-                torch.set_num_threads(torch_threads)
+        for layer in layers:
+            name, c, o, k, s, p, hw = layer
+            x, w, b, dy = _operands(batch, c, o, k, s, p, hw)
+            ours = _pykernels_cases(x, w, b, dy, s, p)
+            theirs = _torch_cases(torch, x, w, b, dy, s, p) if torch is not None else {}
+            for what in ("fwd", "fwd+bwd"):
+                cases = {"pykernels": ours[what]}
+                if theirs:
+                    cases["torch"] = theirs[what]
+                with pinned_threads(t):
+                    med = interleaved_medians(cases, repeats=repeats, min_sample_s=0.05)
+                    ref_s = _reference_seconds_per_image(layer, ref_batch, what,
+                                                         samples=1 if quick else 2)
+                flops = _forward_flops(batch, c, o, k, s, p, hw) * (1 if what == "fwd" else 3)
+                gf = flops / med["pykernels"] / 1e9
+                ref_gf = flops / (ref_s * batch) / 1e9
+                row = {"layer": name, "pass": what, "batch": batch, "threads": t,
+                       "pykernels GFLOP/s": gf}
+                if "torch" in med:
+                    row["torch GFLOP/s"] = flops / med["torch"] / 1e9
+                    row["vs torch"] = med["torch"] / med["pykernels"]
+                row["reference GFLOP/s"] = ref_gf
+                row["vs reference"] = gf / ref_gf
+                row["of peak"] = gf / peak
+                row["note"] = (f"reference: best of {1 if quick else 2} at batch "
+                               f"{ref_batch}, scaled per image")
+                rows.append(row)
     return rows
 
 

@@ -10,7 +10,6 @@ training forward reads x and writes y, backward reads dy and x and writes dx.
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 
@@ -32,18 +31,6 @@ BN_CASES = (
     ("resnet bn 256x14x14", (16, 256, 14, 14)),
     ("bn1d 4096", (16, 4096)),
 )
-
-
-@contextlib.contextmanager
-def _torch_threads(n):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _pool_cases(kind, x, k, s, p, backward):
@@ -111,7 +98,7 @@ def _bn_cases(x, backward):
 
 
 def _measure(label, shape, threads, repeats, ours, theirs, nbytes):
-    with pinned_threads(threads), _torch_threads(threads):
+    with pinned_threads(threads):  # torch is imported: pinned too
         med = interleaved_medians({"pykernels": ours, "torch": theirs}, repeats=repeats)
     g_ours, g_torch = nbytes / med["pykernels"] / 1e9, nbytes / med["torch"] / 1e9
     return {"case": label, "shape": "x".join(map(str, shape)), "threads": threads,

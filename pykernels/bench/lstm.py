@@ -4,7 +4,6 @@ the NumPy reference, all on the same thread count, interleaved, medians."""
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 
@@ -65,21 +64,6 @@ def _torch_case(p, backward):
     return run
 
 
-@contextlib.contextmanager
-def _torch_threads(n):
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(threads=(2,), repeats: int = 5, quick: bool = False, **_):
     rows = []
     for t_count in threads:
@@ -94,7 +78,7 @@ def run(threads=(2,), repeats: int = 5, quick: bool = False, **_):
                 torch_run = _torch_case(p, backward)
                 if torch_run is not None:
                     cases["torch"] = torch_run
-                with pinned_threads(t_count), _torch_threads(t_count):
+                with pinned_threads(t_count):  # torch, once imported, is pinned too
                     med = interleaved_medians(cases, repeats=repeats)
                 t, n, i, h = shape
                 row = {"T": t, "N": n, "I": i, "H": h, "threads": t_count,

@@ -4,7 +4,6 @@ the same weights, same thread count, interleaved medians."""
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 
@@ -43,16 +42,6 @@ def _torch_step(torch, twin, x, y):
     return step
 
 
-@contextlib.contextmanager
-def _torch_threads(torch, n):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(threads=(2,), repeats: int = 5, batch: int = 64, **_):
     try:
         import torch
@@ -75,8 +64,7 @@ def run(threads=(2,), repeats: int = 5, batch: int = 64, **_):
             twin.train()
             cases["torch"] = _torch_step(torch, twin, x, y)
         for t in threads:
-            guard = _torch_threads(torch, t) if torch else contextlib.nullcontext()
-            with pinned_threads(t), guard:
+            with pinned_threads(t):  # PyTorch's pool too, once imported
                 med = interleaved_medians(cases, repeats=repeats, min_sample_s=0.2)
             row = {"network": name, "batch": batch, "threads": t,
                    "pykernels img/s": batch / med["pykernels"]}

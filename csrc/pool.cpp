@@ -121,15 +121,19 @@ void max_pool_row(const Pool2dShape& s, const float* plane, int64_t oh, float* y
   for (int64_t ow = inner.hi; ow < s.out_w; ++ow) max_pool_edge(s, plane, rows, ow, y, indices);
 }
 
+// count_include_pad=True: the window counts padding cells but not what lies
+// past the padding (a window can overhang it when stride does not divide).
+int64_t avg_divisor(const Pool2dShape& s, int64_t oh, int64_t ow) {
+  const int64_t start_h = oh * s.stride_h - s.pad_h, start_w = ow * s.stride_w - s.pad_w;
+  return (std::min(start_h + s.kernel_h, s.in_h + s.pad_h) - start_h) *
+         (std::min(start_w + s.kernel_w, s.in_w + s.pad_w) - start_w);
+}
+
 void avg_pool_row(const Pool2dShape& s, const float* plane, int64_t oh, float* y) {
-  const int64_t start_h = oh * s.stride_h - s.pad_h;
   const Span rows = window(oh, s.stride_h, s.pad_h, s.kernel_h, s.in_h);
   for (int64_t ow = 0; ow < s.out_w; ++ow) {
-    const int64_t start_w = ow * s.stride_w - s.pad_w;
     const Span cols = window(ow, s.stride_w, s.pad_w, s.kernel_w, s.in_w);
-    // Window size counting padding but not what lies past the padding.
-    const int64_t count = (std::min(start_h + s.kernel_h, s.in_h + s.pad_h) - start_h) *
-                          (std::min(start_w + s.kernel_w, s.in_w + s.pad_w) - start_w);
+    const int64_t count = avg_divisor(s, oh, ow);
     float sum = 0.0f;
     for (int64_t h = rows.lo; h < rows.hi; ++h) {
       const float* row = plane + h * s.in_w;
@@ -275,13 +279,10 @@ void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx) {
     const float* dy_plane = dy + p * plane_out;
     std::memset(dx_plane, 0, sizeof(float) * plane_in);
     for (int64_t oh = 0; oh < s.out_h; ++oh) {
-      const int64_t start_h = oh * s.stride_h - s.pad_h;
       const Span rows = window(oh, s.stride_h, s.pad_h, s.kernel_h, s.in_h);
       for (int64_t ow = 0; ow < s.out_w; ++ow) {
-        const int64_t start_w = ow * s.stride_w - s.pad_w;
         const Span cols = window(ow, s.stride_w, s.pad_w, s.kernel_w, s.in_w);
-        const int64_t count = (std::min(start_h + s.kernel_h, s.in_h + s.pad_h) - start_h) *
-                              (std::min(start_w + s.kernel_w, s.in_w + s.pad_w) - start_w);
+        const int64_t count = avg_divisor(s, oh, ow);
         const float g = dy_plane[oh * s.out_w + ow] / static_cast<float>(count);
         for (int64_t h = rows.lo; h < rows.hi; ++h) {
           float* row = dx_plane + h * s.in_w;

@@ -6,6 +6,8 @@ ValueError for shapes and parameters, and each message names the argument.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ._backend import is_cupy_array, require_cuda
@@ -80,3 +82,17 @@ def output_array(out, shape, device: str, name: str = "out"):
     if isinstance(out, np.ndarray) and not out.flags.writeable:  # CuPy flags lack it
         raise ValueError(f"{name} is read-only")
     return out
+
+
+def int_pair(value, name: str, allow_none: bool = False):
+    """An int or a pair of ints -> (h, w) of Python ints. Bools and floats are
+    TypeErrors; with allow_none, an entry may be None (adaptive pooling)."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    for v in items:
+        if v is None and allow_none:
+            continue
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(None if v is None else int(v) for v in items)

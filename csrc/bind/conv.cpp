@@ -118,13 +118,20 @@ void backward(const py::array& dy, const py::array& x, const py::array& weight,
   conv2d_backward(s, dyp, xp, wp, dxp, dwp, dbp);
 }
 
-void unfold(const py::array& x, py::array& cols, Pair kernel, Pair stride, Pair padding,
-            Pair dilation) {
+// The shape of an unfold/fold pair: x (N, C, H, W) against cols (N, C*kh*kw, P).
+ConvShape checked_unfold_shape(const py::array& x, const py::array& cols, Pair kernel,
+                               Pair stride, Pair padding, Pair dilation) {
   require_4d(x, "x");
   const ConvShape s =
       unfold_shape({x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, kernel, stride, padding,
                    dilation);
   require_shape(cols, "cols", {s.n, s.col_rows(), s.out_plane()});
+  return s;
+}
+
+void unfold(const py::array& x, py::array& cols, Pair kernel, Pair stride, Pair padding,
+            Pair dilation) {
+  const ConvShape s = checked_unfold_shape(x, cols, kernel, stride, padding, dilation);
   const float* xp = in_ptr(x, "x");
   float* cp = out_ptr(cols, "cols");
   py::gil_scoped_release release;
@@ -133,11 +140,7 @@ void unfold(const py::array& x, py::array& cols, Pair kernel, Pair stride, Pair 
 
 void fold(const py::array& cols, py::array& x, Pair kernel, Pair stride, Pair padding,
           Pair dilation) {
-  require_4d(x, "x");
-  const ConvShape s =
-      unfold_shape({x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, kernel, stride, padding,
-                   dilation);
-  require_shape(cols, "cols", {s.n, s.col_rows(), s.out_plane()});
+  const ConvShape s = checked_unfold_shape(x, cols, kernel, stride, padding, dilation);
   const float* cp = in_ptr(cols, "cols");
   float* xp = out_ptr(x, "x");
   py::gil_scoped_release release;

@@ -20,25 +20,12 @@ import operator
 import numpy as np
 
 from .._backend import cpu
-from .._validate import device_of, float32_contiguous, require_float32
-
-
-def _pair(value, name):
-    """An int or a pair of ints -> a pair of Python ints."""
-    items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(items) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    try:
-        if any(isinstance(v, (bool, np.bool_)) for v in items):
-            raise TypeError
-        return tuple(operator.index(v) for v in items)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+from .._validate import device_of, float32_contiguous, int_pair, require_float32
 
 
 def _params(stride, padding, dilation):
-    stride, padding, dilation = (_pair(stride, "stride"), _pair(padding, "padding"),
-                                 _pair(dilation, "dilation"))
+    stride, padding, dilation = (int_pair(stride, "stride"), int_pair(padding, "padding"),
+                                 int_pair(dilation, "dilation"))
     if min(stride) < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     if min(dilation) < 1:
@@ -151,7 +138,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
 
 
 def _unfold_params(kernel_size, stride, padding, dilation):
-    kernel = _pair(kernel_size, "kernel_size")
+    kernel = int_pair(kernel_size, "kernel_size")
     if min(kernel) < 1:
         raise ValueError(f"kernel_size must be >= 1, got {kernel}")
     return (kernel, *_params(stride, padding, dilation))

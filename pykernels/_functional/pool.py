@@ -13,12 +13,10 @@ for avg_pool2d, count_include_pad=True:
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .._backend import cpu
-from .._validate import device_of, float32_contiguous
+from .._validate import device_of, float32_contiguous, int_pair
 
 __all__ = [
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
@@ -27,19 +25,6 @@ __all__ = [
 
 
 # ---- argument checks --------------------------------------------------------
-
-def _pair(value, name: str, allow_none: bool = False):
-    """An int or a pair of ints, as (h, w). Bools and floats are TypeErrors."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    for v in items:
-        if v is None and allow_none:
-            continue
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return tuple(None if v is None else int(v) for v in items)
-
 
 def _as_nchw(x, name: str = "x"):
     """x as a 4-D contiguous float32 array (a CHW input gains N = 1)."""
@@ -63,9 +48,9 @@ def _input_shape(input_shape):
 
 def _window(in_hw, kernel_size, stride, padding):
     """((kh, kw), (sh, sw), (ph, pw), (oh, ow)) checked as PyTorch does."""
-    k = _pair(kernel_size, "kernel_size")
-    s = k if stride is None else _pair(stride, "stride")
-    p = _pair(padding, "padding")
+    k = int_pair(kernel_size, "kernel_size")
+    s = k if stride is None else int_pair(stride, "stride")
+    p = int_pair(padding, "padding")
     if min(k) < 1:
         raise ValueError(f"kernel_size must be >= 1, got {kernel_size!r}")
     if min(s) < 1:
@@ -150,7 +135,7 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
 # ---- adaptive average pooling --------------------------------------------------
 
 def _adaptive_out(output_size, in_hw):
-    out = _pair(output_size, "output_size", allow_none=True)
+    out = int_pair(output_size, "output_size", allow_none=True)
     out = tuple(n if o is None else o for o, n in zip(out, in_hw))
     if min(out) < 1:
         raise ValueError(f"output_size must be >= 1, got {output_size!r}")

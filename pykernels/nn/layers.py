@@ -6,12 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from .._validate import int_pair
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 def _shape_error(layer, expected: str, x):
@@ -52,8 +49,9 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels "
                              f"{out_channels} must be divisible by groups {groups}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
+        self.kernel_size = int_pair(kernel_size, "kernel_size")
+        self.stride, self.padding, self.dilation = (
+            int_pair(stride, "stride"), int_pair(padding, "padding"), int_pair(dilation, "dilation"))
         self.groups = groups
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         self.weight = Parameter(init.fan_in_uniform(
@@ -129,7 +127,7 @@ class AvgPool2d(Module):
 class AdaptiveAvgPool2d(Module):
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = _pair(output_size)
+        self.output_size = int_pair(output_size, "output_size", allow_none=True)
         self._shape = None
 
     def extra_repr(self):

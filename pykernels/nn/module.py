@@ -60,7 +60,7 @@ class Parameter:
 class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_buffers", [])  # names of non-trainable arrays
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "device", "cpu")
@@ -74,7 +74,8 @@ class Module:
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, array) -> None:
-        self._buffers[name] = name
+        if name not in self._buffers:
+            self._buffers.append(name)
         object.__setattr__(self, name, np.ascontiguousarray(array, dtype=np.float32))
 
     # -- calling ------------------------------------------------------------

@@ -58,13 +58,13 @@ void relu_forward(const float* x, float* y, int64_t n, cudaStream_t stream) {
   int64_t done = 0;
   if (aligned16(x) && aligned16(y) && n >= 4) {
     const int64_t n4 = n / 4;
-    relu_forward_vec4<<<blocks_for(n4, kThreads, kMaxBlocks), kThreads, 0, stream>>>(
+    PK_LAUNCH(blocks_for(n4, kThreads, kMaxBlocks), kThreads, 0, stream, relu_forward_vec4)(
         reinterpret_cast<const float4*>(x), reinterpret_cast<float4*>(y), n4);
     check_launch("relu_forward_vec4");
     done = n4 * 4;
   }
   if (done < n) {
-    relu_forward_scalar<<<blocks_for(n - done, kThreads, kMaxBlocks), kThreads, 0, stream>>>(
+    PK_LAUNCH(blocks_for(n - done, kThreads, kMaxBlocks), kThreads, 0, stream, relu_forward_scalar)(
         x, y, done, n);
     check_launch("relu_forward_scalar");
   }
@@ -75,14 +75,14 @@ void relu_backward(const float* dy, const float* y, float* dx, int64_t n, cudaSt
   int64_t done = 0;
   if (aligned16(dy) && aligned16(y) && aligned16(dx) && n >= 4) {
     const int64_t n4 = n / 4;
-    relu_backward_vec4<<<blocks_for(n4, kThreads, kMaxBlocks), kThreads, 0, stream>>>(
+    PK_LAUNCH(blocks_for(n4, kThreads, kMaxBlocks), kThreads, 0, stream, relu_backward_vec4)(
         reinterpret_cast<const float4*>(dy), reinterpret_cast<const float4*>(y),
         reinterpret_cast<float4*>(dx), n4);
     check_launch("relu_backward_vec4");
     done = n4 * 4;
   }
   if (done < n) {
-    relu_backward_scalar<<<blocks_for(n - done, kThreads, kMaxBlocks), kThreads, 0, stream>>>(
+    PK_LAUNCH(blocks_for(n - done, kThreads, kMaxBlocks), kThreads, 0, stream, relu_backward_scalar)(
         dy, y, dx, done, n);
     check_launch("relu_backward_scalar");
   }

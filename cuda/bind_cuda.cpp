@@ -1,39 +1,27 @@
-// The _cuda extension module. Python passes raw device pointers (CuPy's
-// .data.ptr) and CuPy's current stream handle; this file only unpacks them,
-// releases the GIL and translates CUDA failures into pykernels.CudaError.
+// The _cuda extension module: device queries, the CudaError translation, and
+// each op's functions registered from cuda/bind/<op>.cpp. Built a second time
+// as _cuda_emu by tests/cuda_emu.py, on the CPU emulator (emu/cuda_emu.h).
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <initializer_list>
-#include <stdexcept>
 #include <string>
 
-#include "activation.cuh"
+#include "bind/common.h"
 #include "common.cuh"
 
+#ifndef PYKERNELS_CUDA_MODULE_NAME
+#define PYKERNELS_CUDA_MODULE_NAME _cuda
+#endif
+
 namespace py = pybind11;
-using pk::cuda::as_stream;
 
 namespace {
-
-// Checked before any launch: a raw pointer cannot be validated further, but a
-// negative count or a null pointer with work to do is refused here, on the host.
-void check_elementwise(int64_t n, std::initializer_list<std::uintptr_t> ptrs) {
-  if (n < 0) throw std::invalid_argument("element count must be >= 0, got " + std::to_string(n));
-  if (n == 0) return;
-  for (std::uintptr_t p : ptrs) {
-    if (p == 0) throw std::invalid_argument("null device pointer for a non-empty array");
-  }
-}
-
-const float* cptr(std::uintptr_t p) { return reinterpret_cast<const float*>(p); }
-float* mptr(std::uintptr_t p) { return reinterpret_cast<float*>(p); }
 
 // Never throws: a machine without a driver or GPU simply has zero devices.
 int device_count() {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    cudaGetLastError();  // clear the error so later calls start clean
     return 0;
   }
   return count;
@@ -61,7 +49,7 @@ void translate_cuda_error(std::exception_ptr p) {
 
 }  // namespace
 
-PYBIND11_MODULE(_cuda, m) {
+PYBIND11_MODULE(PYKERNELS_CUDA_MODULE_NAME, m) {
   m.doc() = "pykernels CUDA kernels";
   py::register_local_exception_translator(&translate_cuda_error);
 
@@ -74,21 +62,18 @@ PYBIND11_MODULE(_cuda, m) {
     int v = 0;
     return cudaDriverGetVersion(&v) == cudaSuccess ? v : 0;
   });
+  m.def("synchronize", [](std::uintptr_t stream) {
+    py::gil_scoped_release release;
+    pk::cuda::check(cudaStreamSynchronize(pk::cuda::as_stream(stream)), "cudaStreamSynchronize");
+  }, py::arg("stream"));
 
-  m.def(
-      "relu_forward",
-      [](std::uintptr_t x, std::uintptr_t y, int64_t n, std::uintptr_t stream) {
-        check_elementwise(n, {x, y});
-        py::gil_scoped_release release;
-        pk::cuda::relu_forward(cptr(x), mptr(y), n, as_stream(stream));
-      },
-      py::arg("x"), py::arg("y"), py::arg("n"), py::arg("stream"));
-  m.def(
-      "relu_backward",
-      [](std::uintptr_t dy, std::uintptr_t y, std::uintptr_t dx, int64_t n, std::uintptr_t stream) {
-        check_elementwise(n, {dy, y, dx});
-        py::gil_scoped_release release;
-        pk::cuda::relu_backward(cptr(dy), cptr(y), mptr(dx), n, as_stream(stream));
-      },
-      py::arg("dy"), py::arg("y"), py::arg("dx"), py::arg("n"), py::arg("stream"));
+  pk::cuda::bind::register_relu(m);
+  pk::cuda::bind::register_gemm(m);
+  pk::cuda::bind::register_peak(m);
+  pk::cuda::bind::register_conv(m);
+  pk::cuda::bind::register_pool(m);
+  pk::cuda::bind::register_batchnorm(m);
+  pk::cuda::bind::register_dropout(m);
+  pk::cuda::bind::register_loss(m);
+  pk::cuda::bind::register_lstm(m);
 }

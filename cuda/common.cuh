@@ -3,7 +3,16 @@
 // binding layer turns into pykernels.CudaError (a RuntimeError).
 #pragma once
 
+#ifdef PYKERNELS_CUDA_EMU
+#include "emu/cuda_emu.h"
+// Every launch goes through this macro so that the CPU emulator (see
+// emu/cuda_emu.h) can run the same kernels: PK_LAUNCH(grid, block, smem,
+// stream, kernel<...>)(args...).
+#define PK_LAUNCH(grid, block, smem, stream, ...) ::pk_emu::launch(grid, block, __VA_ARGS__)
+#else
 #include <cuda_runtime.h>
+#define PK_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#endif
 
 #include <cstdint>
 #include <stdexcept>

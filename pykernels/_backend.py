@@ -7,6 +7,8 @@ either eagerly beyond what the caller asks for.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
 
 import numpy as np
@@ -39,6 +41,57 @@ def is_cupy_array(x) -> bool:
     return type(x).__module__.split(".")[0] == "cupy" and hasattr(x, "__cuda_array_interface__")
 
 
+def is_foreign_device_array(x) -> bool:
+    """A GPU array from another library (PyTorch, Numba, JAX...) that speaks
+    the CUDA Array Interface: wrapped as CuPy without a copy on the way in."""
+    return hasattr(x, "__cuda_array_interface__") and not is_cupy_array(x)
+
+
+# Set for the duration of a public call that received a foreign array whose
+# interface names a stream: work then goes on that stream, as the protocol asks.
+_interface_stream: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "pykernels_interface_stream", default=None)
+
+
+def _wrap_foreign(value):
+    import cupy
+
+    stream = value.__cuda_array_interface__.get("stream")
+    # CuPy's consumer honours the producer's stream itself; our launches go on
+    # that stream too, so nothing runs before the producer's work.
+    return cupy.asarray(value), (int(stream) if stream else None)
+
+
+def accepts_cuda_interface(op):
+    """Lets `op` take any __cuda_array_interface__ object where it takes a
+    CuPy array: such arguments become zero-copy CuPy views, and the stream
+    their interface names becomes the launch stream for the call."""
+
+    @functools.wraps(op)
+    def wrapper(*args, **kwargs):
+        if not any(map(is_foreign_device_array, (*args, *kwargs.values()))):
+            return op(*args, **kwargs)
+        streams = []
+
+        def convert(value):
+            if not is_foreign_device_array(value):
+                return value
+            array, stream = _wrap_foreign(value)
+            if stream is not None:
+                streams.append(stream)
+            return array
+
+        args = tuple(convert(a) for a in args)
+        kwargs = {k: convert(v) for k, v in kwargs.items()}
+        token = _interface_stream.set(streams[0] if streams else _interface_stream.get())
+        try:
+            return op(*args, **kwargs)
+        finally:
+            _interface_stream.reset(token)
+
+    return wrapper
+
+
 def cpu():
     return _cpu
 
@@ -63,10 +116,26 @@ def require_cuda():
 
 
 def current_stream_ptr() -> int:
+    """The stream GPU work goes on: the one a foreign array's interface named
+    for this call, else CuPy's current stream (0, the legacy default, unless
+    the caller entered a `with cupy.cuda.Stream():` block)."""
+    named = _interface_stream.get()
+    if named is not None:
+        return named
     import cupy
 
     return cupy.cuda.get_current_stream().ptr
 
 
+def array_module(x):
+    """numpy for a NumPy array, cupy for a CuPy array."""
+    if isinstance(x, np.ndarray):
+        return np
+    import cupy
+
+    return cupy
+
+
 __all__ = ["np", "cpu", "cuda_module", "cuda_import_error", "is_cupy_array", "require_cuda",
-           "current_stream_ptr"]
+           "current_stream_ptr", "array_module", "accepts_cuda_interface",
+           "is_foreign_device_array"]

@@ -24,7 +24,8 @@ def device_of(**arrays) -> str:
             kinds[name] = "cuda"
         else:
             raise TypeError(
-                f"{name} must be a numpy.ndarray or cupy.ndarray, got {type(x).__name__}"
+                f"{name} must be a numpy.ndarray, a cupy.ndarray or an object with "
+                f"__cuda_array_interface__, got {type(x).__name__}"
             )
     if len(set(kinds.values())) > 1:
         listing = ", ".join(f"{n}: {'NumPy' if k == 'cpu' else 'CuPy'}" for n, k in kinds.items())

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import cpu, current_stream_ptr, require_cuda
+from ._backend import (accepts_cuda_interface, array_module, cpu, current_stream_ptr,
+                       require_cuda)
 from ._validate import device_of, float32_contiguous, output_array, require_float32, same_shape
 
 
@@ -23,6 +24,7 @@ def _result(out, like, device):
     return _empty_like(like) if out is None else output_array(out, like.shape, device)
 
 
+@accepts_cuda_interface
 def relu(x, *, out=None):
     """max(x, 0) elementwise, keeping NaN and -0.0 as torch.relu does.
 
@@ -39,6 +41,7 @@ def relu(x, *, out=None):
     return y
 
 
+@accepts_cuda_interface
 def relu_backward(dy, y, *, out=None):
     """Gradient of relu given the upstream gradient `dy` and relu's output `y`."""
     device = device_of(dy=dy, y=y)
@@ -57,7 +60,9 @@ def relu_backward(dy, y, *, out=None):
 
 # ---- GEMM and linear ------------------------------------------------------
 
-GEMM_ALGOS = ("auto", "naive", "blocked", "packed")
+CPU_GEMM_ALGOS = ("auto", "naive", "blocked", "packed")
+# The GPU ladder in cuda/gemm.cu, in order; the codes are GemmAlgo's values.
+GPU_GEMM_ALGOS = ("auto", "naive", "coalesced", "smem", "regblock", "vectorized", "warptile")
 
 
 def _is_row_major(m) -> bool:
@@ -81,7 +86,7 @@ def _as_gemm_operand(m, trans: bool, name: str):
         return m, trans
     if _is_row_major(m.T):
         return m.T, not trans
-    return np.ascontiguousarray(m), trans
+    return array_module(m).ascontiguousarray(m), trans
 
 
 _F32 = np.dtype(np.float32)
@@ -95,7 +100,7 @@ def _plain_gemm_operands(a, b, c, algo) -> bool:
     input that overlaps the output from a copy."""
     if not (type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == 2 and b.ndim == 2
             and a.dtype == _F32 and b.dtype == _F32 and a.flags.c_contiguous
-            and b.flags.c_contiguous and algo in GEMM_ALGOS):
+            and b.flags.c_contiguous and algo in CPU_GEMM_ALGOS):
         return False
     return c is None or (type(c) is np.ndarray and c.dtype == _F32 and c.flags.c_contiguous
                          and c.flags.writeable)
@@ -112,21 +117,53 @@ def _gemm_fast(a, b, c, alpha, beta, trans_a, trans_b, algo):
     return c
 
 
+def _leading_dimension(view) -> int:
+    rows, cols = view.shape
+    return view.strides[0] // 4 if rows > 1 else max(1, cols)
+
+
+def _byte_span(x):
+    start = x.data.ptr
+    return start, start + x.nbytes
+
+
+def _overlaps(x, y) -> bool:
+    (a0, a1), (b0, b1) = _byte_span(x), _byte_span(y)
+    return x.nbytes > 0 and y.nbytes > 0 and a0 < b1 and b0 < a1
+
+
+def _gemm_gpu(a_view, b_view, c, alpha, beta, trans_a, trans_b, algo, m, n, k):
+    # The kernels read A and B while writing C: an input sharing memory with
+    # C is read from a copy, as on the CPU.
+    if _overlaps(a_view, c):
+        a_view = a_view.copy()
+    if _overlaps(b_view, c):
+        b_view = b_view.copy()
+    require_cuda().sgemm(GPU_GEMM_ALGOS.index(algo), trans_a, trans_b, m, n, k, float(alpha),
+                         a_view.data.ptr, _leading_dimension(a_view), b_view.data.ptr,
+                         _leading_dimension(b_view), float(beta), c.data.ptr, n,
+                         current_stream_ptr())
+    return c
+
+
+@accepts_cuda_interface
 def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, algo="auto"):
     """C = alpha * op(a) @ op(b) + beta * C, with op(x) = x.T when trans_x.
 
     Without `c` a new (M, N) array is returned (and beta must be 0). With `c`
     the result is written into it (it must be C-contiguous float32 of shape
     (M, N)) and returned. beta == 0 ignores what `c` held, NaN included.
-    `algo` picks a rung of the ladder: 'naive', 'blocked', 'packed' or 'auto'.
+    `algo` picks a rung of the ladder: on NumPy arrays 'naive', 'blocked',
+    'packed' or 'auto'; on CuPy arrays 'naive', 'coalesced', 'smem',
+    'regblock', 'vectorized', 'warptile' or 'auto' (see GPU_GEMM_ALGOS).
     """
     if _plain_gemm_operands(a, b, c, algo):
         return _gemm_fast(a, b, c, alpha, beta, trans_a, trans_b, algo)
     arrays = {"a": a, "b": b} if c is None else {"a": a, "b": b, "c": c}
-    if device_of(**arrays) != "cpu":
-        raise NotImplementedError("gemm on CuPy arrays is not available yet")
-    if algo not in GEMM_ALGOS:
-        raise ValueError(f"algo must be one of {GEMM_ALGOS}, got {algo!r}")
+    device = device_of(**arrays)
+    algos = CPU_GEMM_ALGOS if device == "cpu" else GPU_GEMM_ALGOS
+    if algo not in algos:
+        raise ValueError(f"algo must be one of {algos} for {device} arrays, got {algo!r}")
     a_view, trans_a = _as_gemm_operand(a, bool(trans_a), "a")
     b_view, trans_b = _as_gemm_operand(b, bool(trans_b), "b")
     m, k = a_view.shape[::-1] if trans_a else a_view.shape
@@ -137,9 +174,11 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, alg
     if c is None:
         if beta != 0:
             raise ValueError(f"beta={beta} needs an input c to scale")
-        c = np.empty((m, n), dtype=np.float32)
+        c = array_module(a).empty((m, n), dtype=np.float32)
     else:
-        output_array(c, (m, n), "cpu", "c")  # overlap with a or b: handled by the binding
+        output_array(c, (m, n), device, "c")  # overlap with a or b: handled below the checks
+    if device == "cuda":
+        return _gemm_gpu(a_view, b_view, c, alpha, beta, trans_a, trans_b, algo, m, n, k)
     cpu().gemm(a_view, b_view, c, float(alpha), float(beta), trans_a, trans_b, algo)
     return c
 
@@ -153,13 +192,14 @@ def _check_linear_shapes(x, weight, x_name="x"):
                          f"dimension must be in_features={weight.shape[1]}")
 
 
+@accepts_cuda_interface
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias, over any leading dimensions of x (as torch)."""
     device_of(x=x, weight=weight, **({} if bias is None else {"bias": bias}))
     _check_linear_shapes(x, weight)
     x = float32_contiguous(x, "x")
     x2 = x.reshape(-1, x.shape[-1])
-    y = np.empty((x2.shape[0], weight.shape[0]), dtype=np.float32)
+    y = array_module(x).empty((x2.shape[0], weight.shape[0]), dtype=np.float32)
     beta = 0.0
     if bias is not None:
         if bias.shape != (weight.shape[0],):
@@ -171,6 +211,7 @@ def linear(x, weight, bias=None):
     return y.reshape(*x.shape[:-1], weight.shape[0])
 
 
+@accepts_cuda_interface
 def linear_backward(dy, x, weight):
     """Gradients of linear: dx = dy @ weight, dw = dy.T @ x, db = dy summed."""
     device_of(dy=dy, x=x, weight=weight)
@@ -185,6 +226,8 @@ def linear_backward(dy, x, weight):
     dw = gemm(dy2, x2, trans_a=True)
     db = dy2.sum(axis=0, dtype=np.float32)
     return dx, dw, db
+
+
 from ._functional.lstm import lstm, lstm_backward, lstm_cell, lstm_cell_backward  # noqa: E402,F401
 from ._functional.conv import col2im, conv2d, conv2d_backward, im2col  # noqa: E402,F401
 from ._functional.pool import (  # noqa: E402,F401

@@ -1,0 +1,244 @@
+// A CPU stand-in for the small part of CUDA that pykernels' kernels use, so
+// that their indexing, tiling and bounds logic is tested on machines with no
+// GPU (CI has none). Compiled only with -DPYKERNELS_CUDA_EMU by g++ (C++20),
+// never into the wheel; tools/cuda_emu.py builds the emulated module.
+//
+// Model: a launch runs its blocks one after another; the threads of a block
+// are real std::threads, so __syncthreads and warp shuffles are real barriers
+// and a missing barrier shows up as a wrong answer, as on a GPU. __shared__
+// becomes `static`, which is one copy per kernel instantiation: right because
+// only one block runs at a time. What it cannot show: timing, memory
+// coalescing, bank conflicts, and limits such as shared-memory size.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+
+struct dim3 {
+  unsigned int x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1)
+      : x(x_), y(y_), z(z_) {}
+};
+using uint3 = dim3;
+
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) float2 { float x, y; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline float2 make_float2(float x, float y) { return {x, y}; }
+
+using cudaStream_t = struct CUstream_st*;
+using cudaEvent_t = struct CUevent_st*;
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorNoDevice = 100,
+};
+enum cudaMemcpyKind { cudaMemcpyDefault = 4 };
+
+namespace pk_emu {
+
+struct BlockState {
+  explicit BlockState(unsigned int threads) : block_barrier(threads) {
+    const unsigned int warps = (threads + 31) / 32;
+    for (unsigned int w = 0; w < warps; ++w) {
+      const unsigned int lanes = std::min(32u, threads - 32 * w);
+      warp_barriers.push_back(std::make_unique<std::barrier<>>(lanes));
+    }
+    exchange.resize(std::size_t(warps) * 32);
+  }
+  std::barrier<> block_barrier;
+  std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
+  std::vector<std::uint64_t> exchange;  // one slot per lane for shuffles
+};
+
+inline thread_local dim3 thread_index, block_index;
+inline thread_local BlockState* block_state = nullptr;
+inline thread_local unsigned int linear_thread = 0;
+inline dim3 block_dim, grid_dim;
+inline cudaError_t last_error = cudaSuccess;
+inline std::mutex atomic_mutex;
+
+inline std::barrier<>& warp_barrier() { return *block_state->warp_barriers[linear_thread / 32]; }
+
+// Every lane of the warp publishes its value, then reads its partner's.
+template <class T>
+T shuffle_from(T value, unsigned int source_lane) {
+  static_assert(sizeof(T) <= sizeof(std::uint64_t));
+  const unsigned int warp_base = (linear_thread / 32) * 32;
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(T));
+  block_state->exchange[linear_thread] = bits;
+  warp_barrier().arrive_and_wait();
+  T result = value;
+  const unsigned int source = warp_base + source_lane;
+  std::memcpy(&result, &block_state->exchange[source], sizeof(T));
+  warp_barrier().arrive_and_wait();
+  return result;
+}
+
+inline bool valid_config(dim3 grid, dim3 block) {
+  const std::uint64_t threads = std::uint64_t(block.x) * block.y * block.z;
+  return threads >= 1 && threads <= 1024 && block.z <= 64 && grid.x >= 1 && grid.y >= 1 &&
+         grid.z >= 1 && grid.y <= 65535 && grid.z <= 65535;
+}
+
+template <class... Params>
+struct Launch {
+  dim3 grid, block;
+  void (*kernel)(Params...);
+
+  template <class... Args>
+  void operator()(Args&&... args) const {
+    if (!valid_config(grid, block)) {
+      last_error = cudaErrorInvalidConfiguration;
+      return;
+    }
+    block_dim = block;
+    grid_dim = grid;
+    const unsigned int threads = block.x * block.y * block.z;
+    for (unsigned int bz = 0; bz < grid.z; ++bz)
+      for (unsigned int by = 0; by < grid.y; ++by)
+        for (unsigned int bx = 0; bx < grid.x; ++bx) run_block(dim3(bx, by, bz), threads, args...);
+  }
+
+  template <class... Args>
+  void run_block(dim3 block_idx, unsigned int threads, const Args&... args) const {
+    BlockState state(threads);
+    std::vector<std::thread> workers;
+    workers.reserve(threads);
+    for (unsigned int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        block_state = &state;
+        linear_thread = t;
+        block_index = block_idx;
+        thread_index = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+        kernel(args...);
+        // An exited thread no longer holds back barriers, as on the GPU.
+        state.block_barrier.arrive_and_drop();
+        warp_barrier().arrive_and_drop();
+      });
+    }
+    for (auto& w : workers) w.join();
+  }
+};
+
+template <class... Params>
+Launch<Params...> launch(dim3 grid, dim3 block, void (*kernel)(Params...)) {
+  return {grid, block, kernel};
+}
+
+}  // namespace pk_emu
+
+#define threadIdx ::pk_emu::thread_index
+#define blockIdx ::pk_emu::block_index
+#define blockDim ::pk_emu::block_dim
+#define gridDim ::pk_emu::grid_dim
+
+inline void __syncthreads() { pk_emu::block_state->block_barrier.arrive_and_wait(); }
+inline void __syncwarp(unsigned int = 0xffffffffu) { pk_emu::warp_barrier().arrive_and_wait(); }
+
+template <class T>
+T __shfl_sync(unsigned int, T value, int source_lane, int width = 32) {
+  const unsigned int lane = pk_emu::linear_thread % 32;
+  const unsigned int base = lane - lane % width;
+  return pk_emu::shuffle_from(value, base + unsigned(source_lane) % width);
+}
+template <class T>
+T __shfl_xor_sync(unsigned int, T value, int lane_mask, int width = 32) {
+  const unsigned int lane = pk_emu::linear_thread % 32;
+  const unsigned int base = lane - lane % width;
+  return pk_emu::shuffle_from(value, base + ((lane % width) ^ unsigned(lane_mask)) % width);
+}
+template <class T>
+T __shfl_down_sync(unsigned int, T value, unsigned int delta, int width = 32) {
+  const unsigned int lane = pk_emu::linear_thread % 32;
+  const unsigned int in_segment = lane % width;
+  const unsigned int source = in_segment + delta < unsigned(width) ? lane + delta : lane;
+  return pk_emu::shuffle_from(value, source);
+}
+
+template <class T>
+T atomicAdd(T* address, T value) {
+  std::lock_guard<std::mutex> lock(pk_emu::atomic_mutex);
+  const T old = *address;
+  *address = old + value;
+  return old;
+}
+
+template <class T>
+T __ldg(const T* p) { return *p; }
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline float __frcp_rn(float x) { return 1.0f / x; }
+inline unsigned int __float_as_uint(float x) { unsigned int u; std::memcpy(&u, &x, 4); return u; }
+inline float __uint_as_float(unsigned int u) { float x; std::memcpy(&x, &u, 4); return x; }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline long min(long a, long b) { return a < b ? a : b; }
+inline long max(long a, long b) { return a > b ? a : b; }
+
+// Host API: only what the launch wrappers and bindings call.
+inline cudaError_t cudaGetLastError() {
+  const cudaError_t e = pk_emu::last_error;
+  pk_emu::last_error = cudaSuccess;
+  return e;
+}
+inline cudaError_t cudaPeekAtLastError() { return pk_emu::last_error; }
+inline const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+  }
+  return "cudaErrorUnknown";
+}
+inline const char* cudaGetErrorString(cudaError_t e) { return cudaGetErrorName(e); }
+inline cudaError_t cudaGetDeviceCount(int* count) { *count = 0; return cudaErrorNoDevice; }
+inline cudaError_t cudaGetDevice(int* device) { *device = 0; return cudaSuccess; }
+inline cudaError_t cudaRuntimeGetVersion(int* v) { *v = 0; return cudaSuccess; }
+inline cudaError_t cudaDriverGetVersion(int* v) { *v = 0; return cudaSuccess; }
+struct cudaDeviceProp {
+  char name[256];
+  int major, minor, multiProcessorCount, clockRate;
+  std::size_t totalGlobalMem;
+};
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp*, int) { return cudaErrorNoDevice; }
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+// Two "multiprocessors", so launches sized by SM count stay small here.
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr, int) {
+  *value = 2;
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaStream_t) {
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind,
+                                   cudaStream_t) {
+  std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}

@@ -1,0 +1,403 @@
+// The SGEMM ladder on the GPU: C = alpha * op(A) op(B) + beta * C, row-major,
+// FP32 arithmetic throughout (no tensor cores). Each rung keeps the previous
+// one's idea and adds one more:
+//   naive       one thread per C element; consecutive threads walk down a
+//               column of C, so neither the B reads nor the C writes coalesce;
+//   coalesced   the same, but consecutive threads walk along a row of C;
+//   smem        32x32 tiles of op(A) and op(B) go through shared memory, so
+//               each global element is read once per tile instead of 32 times;
+//   regblock    a 128x128 block tile, BK = 8; each thread keeps an 8x8 block
+//               of C in registers and reuses each loaded value 8 times;
+//   vectorized  regblock + float4 global loads + two shared-memory buffers, so
+//               the next tile's loads are in flight while this one computes;
+//   warptile    vectorized with BK = 16 and a warp-level layout: each warp owns
+//               a 64x32 piece of C and each thread two 4x4 pieces of it, which
+//               keeps the shared-memory reads of a warp conflict-free.
+// Partial tiles are zero-filled on load and masked on store, so any M, N, K
+// works, and all four transpose cases run through one loader (see TileLoader).
+#include "gemm.cuh"
+
+#include <stdexcept>
+#include <string>
+
+namespace pk::cuda {
+namespace {
+
+// op(A)(i, p) and op(B)(p, j) read straight from global memory (first rungs).
+template <bool TRANS>
+__device__ __forceinline__ float load_a(const float* a, int64_t lda, int64_t i, int64_t p) {
+  return TRANS ? a[p * lda + i] : a[i * lda + p];
+}
+template <bool TRANS>
+__device__ __forceinline__ float load_b(const float* b, int64_t ldb, int64_t p, int64_t j) {
+  return TRANS ? b[j * ldb + p] : b[p * ldb + j];
+}
+
+// beta == 0 must not read C: it may hold NaN or be uninitialised.
+__device__ __forceinline__ void store_c(float* c, int64_t ldc, int64_t i, int64_t j, float acc,
+                                        float alpha, float beta) {
+  float* out = c + i * ldc + j;
+  *out = beta == 0.0f ? alpha * acc : alpha * acc + beta * *out;
+}
+
+// ---- rungs 1 and 2: one thread per element of C ---------------------------
+
+template <bool TA, bool TB>
+__global__ void sgemm_naive(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                            int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                            int64_t ldc) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t j = int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
+  if (i >= m || j >= n) return;
+  float acc = 0.0f;
+  for (int64_t p = 0; p < k; ++p) acc += load_a<TA>(a, lda, i, p) * load_b<TB>(b, ldb, p, j);
+  store_c(c, ldc, i, j, acc, alpha, beta);
+}
+
+template <bool TA, bool TB>
+__global__ void sgemm_coalesced(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                                int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                                int64_t ldc) {
+  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t i = int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
+  if (i >= m || j >= n) return;
+  float acc = 0.0f;
+  for (int64_t p = 0; p < k; ++p) acc += load_a<TA>(a, lda, i, p) * load_b<TB>(b, ldb, p, j);
+  store_c(c, ldc, i, j, acc, alpha, beta);
+}
+
+// ---- rung 3: shared-memory tiles ------------------------------------------
+
+constexpr int kSmemTile = 32;
+
+template <bool TA, bool TB>
+__global__ void sgemm_smem(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                           int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                           int64_t ldc) {
+  __shared__ float a_tile[kSmemTile][kSmemTile + 1];  // +1: transposed loads stay conflict-free
+  __shared__ float b_tile[kSmemTile][kSmemTile + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t row0 = int64_t(blockIdx.y) * kSmemTile, col0 = int64_t(blockIdx.x) * kSmemTile;
+  const int64_t i = row0 + ty, j = col0 + tx;
+  float acc = 0.0f;
+  for (int64_t k0 = 0; k0 < k; k0 += kSmemTile) {
+    // For a transposed operand, swapping the roles of tx and ty keeps
+    // consecutive threads on consecutive addresses.
+    if (TA) {
+      const int64_t ai = row0 + tx, ap = k0 + ty;
+      a_tile[tx][ty] = ai < m && ap < k ? load_a<TA>(a, lda, ai, ap) : 0.0f;
+    } else {
+      a_tile[ty][tx] = i < m && k0 + tx < k ? load_a<TA>(a, lda, i, k0 + tx) : 0.0f;
+    }
+    if (TB) {
+      const int64_t bj = col0 + ty, bp = k0 + tx;
+      b_tile[tx][ty] = bj < n && bp < k ? load_b<TB>(b, ldb, bp, bj) : 0.0f;
+    } else {
+      b_tile[ty][tx] = k0 + ty < k && j < n ? load_b<TB>(b, ldb, k0 + ty, j) : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int p = 0; p < kSmemTile; ++p) acc += a_tile[ty][p] * b_tile[p][tx];
+    __syncthreads();
+  }
+  if (i < m && j < n) store_c(c, ldc, i, j, acc, alpha, beta);
+}
+
+// ---- shared pieces of rungs 4-6 -------------------------------------------
+
+// Moves one BK-deep slice of op(A) (or op(B)) between global memory and a
+// shared tile stored k-major, tile[p][outer], where `outer` runs along M (for
+// A) or N (for B). In global memory either k is the contiguous index
+// (K_CONTIGUOUS: A not transposed, or B transposed) or `outer` is. Each thread
+// moves GROUPS runs of 4 floats along the contiguous index: a float4 load when
+// VEC and the run is in range (alignment was checked on the host), else four
+// bounds-checked scalar loads. Out-of-range elements become 0.
+template <bool K_CONTIGUOUS, int OUTER, int BK, int THREADS, bool VEC>
+struct TileLoader {
+  static constexpr int GROUPS = OUTER * BK / (4 * THREADS);
+  static constexpr int STRIDE = OUTER + 4;  // padding spreads transposed stores over banks
+  static_assert(GROUPS >= 1 && OUTER * BK == GROUPS * 4 * THREADS, "tile not divisible");
+
+  float4 staged[GROUPS];
+
+  __device__ __forceinline__ void group_origin(int g, int& outer, int& p) const {
+    const int group = threadIdx.x + g * THREADS;
+    if (K_CONTIGUOUS) {
+      outer = group / (BK / 4);
+      p = (group % (BK / 4)) * 4;
+    } else {
+      p = group / (OUTER / 4);
+      outer = (group % (OUTER / 4)) * 4;
+    }
+  }
+
+  __device__ __forceinline__ void fetch(const float* src, int64_t ld, int64_t outer0,
+                                        int64_t outer_limit, int64_t k0, int64_t k) {
+#pragma unroll
+    for (int g = 0; g < GROUPS; ++g) {
+      int outer, p;
+      group_origin(g, outer, p);
+      const int64_t go = outer0 + outer, gp = k0 + p;
+      float v[4];
+      if (K_CONTIGUOUS) {
+        const float* row = src + go * ld + gp;
+        if (VEC && go < outer_limit && gp + 3 < k) {
+          const float4 q = *reinterpret_cast<const float4*>(row);
+          v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+        } else {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) v[e] = go < outer_limit && gp + e < k ? row[e] : 0.0f;
+        }
+      } else {
+        const float* row = src + gp * ld + go;
+        if (VEC && gp < k && go + 3 < outer_limit) {
+          const float4 q = *reinterpret_cast<const float4*>(row);
+          v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+        } else {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) v[e] = gp < k && go + e < outer_limit ? row[e] : 0.0f;
+        }
+      }
+      staged[g] = make_float4(v[0], v[1], v[2], v[3]);
+    }
+  }
+
+  __device__ __forceinline__ void commit(float* tile) const {
+#pragma unroll
+    for (int g = 0; g < GROUPS; ++g) {
+      int outer, p;
+      group_origin(g, outer, p);
+      if (K_CONTIGUOUS) {
+        tile[(p + 0) * STRIDE + outer] = staged[g].x;
+        tile[(p + 1) * STRIDE + outer] = staged[g].y;
+        tile[(p + 2) * STRIDE + outer] = staged[g].z;
+        tile[(p + 3) * STRIDE + outer] = staged[g].w;
+      } else {
+        *reinterpret_cast<float4*>(&tile[p * STRIDE + outer]) = staged[g];
+      }
+    }
+  }
+};
+
+// Rung 4 and 5 layout: a 16x16 grid of threads, thread (ty, tx) owns rows
+// ty*8 .. ty*8+7 and columns tx*8 .. tx*8+7 of the 128x128 block tile.
+struct BlockLayout {
+  static constexpr int BM = 128, BN = 128, TM = 8, TN = 8, THREADS = 256;
+  __device__ static int row(int r) { return (threadIdx.x / 16) * TM + r; }
+  __device__ static int col(int s) { return (threadIdx.x % 16) * TN + s; }
+};
+
+// Rung 6 layout: 8 warps as 2 x 4, each owning a 64x32 piece of C. Inside a
+// warp, lane (lr, lc) = (lane / 4, lane % 4) owns rows {lr*4 + 0..3} and
+// {32 + lr*4 + 0..3} and columns {lc*4 + 0..3} and {16 + lc*4 + 0..3}: the
+// float4 reads of a warp from a shared tile row then cover one contiguous span.
+struct WarpLayout {
+  static constexpr int BM = 128, BN = 128, TM = 8, TN = 8, THREADS = 256;
+  static constexpr int WM = 64, WN = 32;
+  __device__ static int row(int r) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    return (warp / 4) * WM + (r / 4) * 32 + (lane / 4) * 4 + r % 4;
+  }
+  __device__ static int col(int s) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    return (warp % 4) * WN + (s / 4) * 16 + (lane % 4) * 4 + s % 4;
+  }
+};
+
+// acc += the product of one BK-deep slice, read from the shared tiles. Rows
+// and columns are taken 4 at a time: each group of 4 is contiguous in both
+// layouts, so a float4 shared load fetches it.
+template <class Layout, int BK, int STRIDE>
+__device__ __forceinline__ void multiply_slice(const float* a_tile, const float* b_tile,
+                                               float (&acc)[Layout::TM][Layout::TN]) {
+#pragma unroll
+  for (int p = 0; p < BK; ++p) {
+    float a_frag[Layout::TM], b_frag[Layout::TN];
+#pragma unroll
+    for (int r = 0; r < Layout::TM; r += 4) {
+      const float4 q = *reinterpret_cast<const float4*>(&a_tile[p * STRIDE + Layout::row(r)]);
+      a_frag[r] = q.x; a_frag[r + 1] = q.y; a_frag[r + 2] = q.z; a_frag[r + 3] = q.w;
+    }
+#pragma unroll
+    for (int s = 0; s < Layout::TN; s += 4) {
+      const float4 q = *reinterpret_cast<const float4*>(&b_tile[p * STRIDE + Layout::col(s)]);
+      b_frag[s] = q.x; b_frag[s + 1] = q.y; b_frag[s + 2] = q.z; b_frag[s + 3] = q.w;
+    }
+#pragma unroll
+    for (int r = 0; r < Layout::TM; ++r)
+#pragma unroll
+      for (int s = 0; s < Layout::TN; ++s) acc[r][s] += a_frag[r] * b_frag[s];
+  }
+}
+
+template <class Layout>
+__device__ __forceinline__ void store_block(float* c, int64_t ldc, int64_t m, int64_t n,
+                                            int64_t row0, int64_t col0,
+                                            const float (&acc)[Layout::TM][Layout::TN],
+                                            float alpha, float beta) {
+#pragma unroll
+  for (int r = 0; r < Layout::TM; ++r) {
+    const int64_t i = row0 + Layout::row(r);
+    if (i >= m) continue;
+#pragma unroll
+    for (int s = 0; s < Layout::TN; ++s) {
+      const int64_t j = col0 + Layout::col(s);
+      if (j < n) store_c(c, ldc, i, j, acc[r][s], alpha, beta);
+    }
+  }
+}
+
+// ---- rungs 4-6: one kernel, three configurations --------------------------
+
+// DOUBLE_BUFFER: the next slice is fetched into registers before this slice
+// is multiplied and committed to the other buffer after, so one barrier per
+// slice suffices and global latency hides behind the arithmetic.
+template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, bool TA, bool TB>
+__global__ void __launch_bounds__(256)
+    sgemm_tiled(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  using ALoader = TileLoader<!TA, Layout::BM, BK, Layout::THREADS, VEC>;
+  using BLoader = TileLoader<TB, Layout::BN, BK, Layout::THREADS, VEC>;
+  constexpr int kBuffers = DOUBLE_BUFFER ? 2 : 1;
+  __shared__ __align__(16) float a_tiles[kBuffers][BK * ALoader::STRIDE];
+  __shared__ __align__(16) float b_tiles[kBuffers][BK * BLoader::STRIDE];
+
+  const int64_t row0 = int64_t(blockIdx.y) * Layout::BM;
+  const int64_t col0 = int64_t(blockIdx.x) * Layout::BN;
+  float acc[Layout::TM][Layout::TN] = {};
+  ALoader a_loader;
+  BLoader b_loader;
+
+  if constexpr (!DOUBLE_BUFFER) {
+    for (int64_t k0 = 0; k0 < k; k0 += BK) {
+      a_loader.fetch(a, lda, row0, m, k0, k);
+      b_loader.fetch(b, ldb, col0, n, k0, k);
+      a_loader.commit(a_tiles[0]);
+      b_loader.commit(b_tiles[0]);
+      __syncthreads();
+      multiply_slice<Layout, BK, ALoader::STRIDE>(a_tiles[0], b_tiles[0], acc);
+      __syncthreads();
+    }
+  } else {
+    if (k <= 0) return store_block<Layout>(c, ldc, m, n, row0, col0, acc, alpha, beta);
+    a_loader.fetch(a, lda, row0, m, 0, k);
+    b_loader.fetch(b, ldb, col0, n, 0, k);
+    a_loader.commit(a_tiles[0]);
+    b_loader.commit(b_tiles[0]);
+    __syncthreads();
+    int current = 0;
+    for (int64_t k0 = 0; k0 < k; k0 += BK) {
+      const bool more = k0 + BK < k;
+      if (more) {
+        a_loader.fetch(a, lda, row0, m, k0 + BK, k);
+        b_loader.fetch(b, ldb, col0, n, k0 + BK, k);
+      }
+      multiply_slice<Layout, BK, ALoader::STRIDE>(a_tiles[current], b_tiles[current], acc);
+      if (more) {
+        a_loader.commit(a_tiles[current ^ 1]);
+        b_loader.commit(b_tiles[current ^ 1]);
+      }
+      __syncthreads();
+      current ^= 1;
+    }
+  }
+  store_block<Layout>(c, ldc, m, n, row0, col0, acc, alpha, beta);
+}
+
+// ---- host side: pick the kernel, check the grid, launch --------------------
+
+using KernelFn = void (*)(int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                          int64_t, float, float*, int64_t);
+
+template <template <bool, bool> class Rung>
+KernelFn pick_transposes(bool ta, bool tb) {
+  if (ta) return tb ? Rung<true, true>::fn() : Rung<true, false>::fn();
+  return tb ? Rung<false, true>::fn() : Rung<false, false>::fn();
+}
+
+template <bool TA, bool TB> struct NaiveRung {
+  static KernelFn fn() { return sgemm_naive<TA, TB>; }
+};
+template <bool TA, bool TB> struct CoalescedRung {
+  static KernelFn fn() { return sgemm_coalesced<TA, TB>; }
+};
+template <bool TA, bool TB> struct SmemRung {
+  static KernelFn fn() { return sgemm_smem<TA, TB>; }
+};
+template <bool TA, bool TB> struct RegBlockRung {
+  static KernelFn fn() { return sgemm_tiled<BlockLayout, 8, false, false, TA, TB>; }
+};
+template <bool TA, bool TB> struct VectorizedRung {
+  static KernelFn fn() { return sgemm_tiled<BlockLayout, 8, true, true, TA, TB>; }
+};
+template <bool TA, bool TB> struct WarpTileRung {
+  static KernelFn fn() { return sgemm_tiled<WarpLayout, 16, true, true, TA, TB>; }
+};
+// The vector rungs without float4 loads, for operands that are not 16-byte
+// aligned (an offset view, or a leading dimension not a multiple of 4).
+template <bool TA, bool TB> struct VectorizedScalarRung {
+  static KernelFn fn() { return sgemm_tiled<BlockLayout, 8, false, true, TA, TB>; }
+};
+template <bool TA, bool TB> struct WarpTileScalarRung {
+  static KernelFn fn() { return sgemm_tiled<WarpLayout, 16, false, true, TA, TB>; }
+};
+
+struct LaunchPlan {
+  KernelFn kernel;
+  dim3 grid, block;
+  const char* name;
+};
+
+bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+
+unsigned int ceil_div(int64_t a, int64_t b, const char* what) {
+  const int64_t blocks = (a + b - 1) / b;
+  if (blocks > 65535 && what != nullptr)
+    throw std::invalid_argument(std::string("sgemm: ") + what + " too large for this rung's grid");
+  return static_cast<unsigned int>(blocks);
+}
+
+LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const float* a,
+                int64_t lda, const float* b, int64_t ldb) {
+  const bool vec_ok = aligned16(a) && aligned16(b) && lda % 4 == 0 && ldb % 4 == 0;
+  switch (algo) {
+    case GemmAlgo::Naive:
+      return {pick_transposes<NaiveRung>(ta, tb),
+              dim3(ceil_div(m, 16, nullptr), ceil_div(n, 16, "n")), dim3(16, 16), "sgemm_naive"};
+    case GemmAlgo::Coalesced:
+      return {pick_transposes<CoalescedRung>(ta, tb),
+              dim3(ceil_div(n, 32, nullptr), ceil_div(m, 8, "m")), dim3(32, 8), "sgemm_coalesced"};
+    case GemmAlgo::Smem:
+      return {pick_transposes<SmemRung>(ta, tb),
+              dim3(ceil_div(n, kSmemTile, nullptr), ceil_div(m, kSmemTile, "m")),
+              dim3(kSmemTile, kSmemTile), "sgemm_smem"};
+    case GemmAlgo::RegBlock:
+      return {pick_transposes<RegBlockRung>(ta, tb),
+              dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256), "sgemm_regblock"};
+    case GemmAlgo::Vectorized:
+      return {vec_ok ? pick_transposes<VectorizedRung>(ta, tb)
+                     : pick_transposes<VectorizedScalarRung>(ta, tb),
+              dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256),
+              "sgemm_vectorized"};
+    case GemmAlgo::Auto:
+    case GemmAlgo::WarpTile:
+      return {vec_ok ? pick_transposes<WarpTileRung>(ta, tb)
+                     : pick_transposes<WarpTileScalarRung>(ta, tb),
+              dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256),
+              "sgemm_warptile"};
+  }
+  throw std::invalid_argument("sgemm: unknown algo " + std::to_string(int(algo)));
+}
+
+}  // namespace
+
+void sgemm(GemmAlgo algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+           float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+           float* c, int64_t ldc, cudaStream_t stream) {
+  if (m == 0 || n == 0) return;
+  const LaunchPlan p = plan(algo, trans_a, trans_b, m, n, a, lda, b, ldb);
+  PK_LAUNCH(p.grid, p.block, 0, stream, p.kernel)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  check_launch(p.name);
+}
+
+}  // namespace pk::cuda

@@ -1,0 +1,28 @@
+#pragma once
+
+#include <cstdint>
+
+#include "common.cuh"
+
+namespace pk::cuda {
+
+// The SGEMM ladder, slowest to fastest; each rung is in cuda/gemm.cu.
+enum class GemmAlgo : int {
+  Auto = 0,
+  Naive = 1,       // one thread per C element, threads along rows: uncoalesced
+  Coalesced = 2,   // one thread per C element, threads along columns
+  Smem = 3,        // 32x32 tiles of A and B staged in shared memory
+  RegBlock = 4,    // 128x128 block tile, 8x8 outputs per thread in registers
+  Vectorized = 5,  // RegBlock + float4 global loads + double-buffered tiles
+  WarpTile = 6,    // Vectorized + a warp-level 64x32 tile layout, BK = 16
+};
+
+// Row-major C = alpha * op(A) op(B) + beta * C, the CPU sgemm's semantics
+// (csrc/include/pykernels/gemm.h): op(A) is M x K, op(B) is K x N; with
+// trans_a, A is stored K x M. beta == 0 never reads C. Device pointers; the
+// work is queued on `stream`. Throws CudaError on a failed launch.
+void sgemm(GemmAlgo algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+           float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+           float* c, int64_t ldc, cudaStream_t stream);
+
+}  // namespace pk::cuda

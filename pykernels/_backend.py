@@ -41,6 +41,12 @@ def is_cupy_array(x) -> bool:
     return type(x).__module__.split(".")[0] == "cupy" and hasattr(x, "__cuda_array_interface__")
 
 
+def is_host_array(x) -> bool:
+    """A NumPy array. Checked this way, not with isinstance alone, because the
+    test suite's emulated CuPy arrays subclass numpy.ndarray."""
+    return isinstance(x, np.ndarray) and not is_cupy_array(x)
+
+
 def is_foreign_device_array(x) -> bool:
     """A GPU array from another library (PyTorch, Numba, JAX...) that speaks
     the CUDA Array Interface: wrapped as CuPy without a copy on the way in."""
@@ -129,7 +135,7 @@ def current_stream_ptr() -> int:
 
 def array_module(x):
     """numpy for a NumPy array, cupy for a CuPy array."""
-    if isinstance(x, np.ndarray):
+    if is_host_array(x):
         return np
     import cupy
 
@@ -138,4 +144,4 @@ def array_module(x):
 
 __all__ = ["np", "cpu", "cuda_module", "cuda_import_error", "is_cupy_array", "require_cuda",
            "current_stream_ptr", "array_module", "accepts_cuda_interface",
-           "is_foreign_device_array"]
+           "is_foreign_device_array", "is_host_array"]

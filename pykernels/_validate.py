@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from ._backend import is_cupy_array, require_cuda
+from ._backend import is_cupy_array, is_host_array, require_cuda
 
 
 def device_of(**arrays) -> str:
@@ -18,7 +18,7 @@ def device_of(**arrays) -> str:
     and the CUDA path is usable; TypeError or RuntimeError otherwise."""
     kinds = {}
     for name, x in arrays.items():
-        if isinstance(x, np.ndarray):
+        if is_host_array(x):
             kinds[name] = "cpu"
         elif is_cupy_array(x):
             kinds[name] = "cuda"
@@ -54,7 +54,7 @@ def float32_contiguous(x, name: str):
     require_float32(x, name)
     if x.flags.c_contiguous:
         return x
-    if isinstance(x, np.ndarray):
+    if is_host_array(x):
         return np.ascontiguousarray(x)
     import cupy
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import functional as F
+from ._backend import is_host_array
 from .nn.layers import BatchNorm1d, BatchNorm2d, _BatchNorm
 from .nn.module import Module
 
@@ -502,7 +503,7 @@ def save_checkpoint(path, model_name: str, epoch: int, model: Module, optimizer,
     for index, velocity in enumerate(getattr(optimizer, "_velocity", [])):
         if velocity is not None:
             entries[f"velocity.{index}"] = np.asarray(
-                velocity if isinstance(velocity, np.ndarray) else velocity.get())
+                velocity if is_host_array(velocity) else velocity.get())
     entries["meta.model"] = np.array(model_name)
     entries["meta.epoch"] = np.array(epoch, np.int64)
     entries["meta.schedule_epoch"] = np.array(schedule.epoch, np.int64)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import (accepts_cuda_interface, array_module, cpu, current_stream_ptr,
-                       require_cuda)
+                       is_host_array, require_cuda)
 from ._validate import device_of, float32_contiguous, output_array, require_float32, same_shape
 
 
 def _empty_like(x):
-    if isinstance(x, np.ndarray):
+    if is_host_array(x):
         return np.empty(x.shape, dtype=np.float32)
     import cupy
 
@@ -119,7 +119,7 @@ def _gemm_fast(a, b, c, alpha, beta, trans_a, trans_b, algo):
 
 def _leading_dimension(view) -> int:
     rows, cols = view.shape
-    return view.strides[0] // 4 if rows > 1 else max(1, cols)
+    return max(1, view.strides[0] // 4) if rows > 1 else max(1, cols)
 
 
 def _byte_span(x):
@@ -141,7 +141,7 @@ def _gemm_gpu(a_view, b_view, c, alpha, beta, trans_a, trans_b, algo, m, n, k):
         b_view = b_view.copy()
     require_cuda().sgemm(GPU_GEMM_ALGOS.index(algo), trans_a, trans_b, m, n, k, float(alpha),
                          a_view.data.ptr, _leading_dimension(a_view), b_view.data.ptr,
-                         _leading_dimension(b_view), float(beta), c.data.ptr, n,
+                         _leading_dimension(b_view), float(beta), c.data.ptr, max(1, n),
                          current_stream_ptr())
     return c
 

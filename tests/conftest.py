@@ -1,7 +1,16 @@
-"""Shared fixtures and the GPU policy: tests marked `gpu` skip when no CUDA GPU
-(or no CuPy) is usable, unless --require-gpu turns that into a failure."""
+"""Shared fixtures and the GPU policy.
+
+Tests marked `gpu` run on a real GPU when one is usable. Without one, those
+that take the `cp` fixture run on the CPU emulator instead (tests/cuda_emu.py
+and tests/emu_cupy.py): same tests, same kernels, host memory. Tests also
+marked `real_gpu` (timing, streams, large sizes) and `gpu` tests without `cp`
+skip. --require-gpu turns a missing real GPU into a failure.
+"""
 
 from __future__ import annotations
+
+import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -40,16 +49,52 @@ def _gpu_unusable_reason() -> str | None:
     return None
 
 
+def _emulator_unusable_reason() -> str | None:
+    if shutil.which("g++") is None:
+        return "no g++ to build the CUDA emulator"
+    try:
+        import pybind11  # noqa: F401
+    except ImportError:
+        return "pybind11 is needed to build the CUDA emulator"
+    return None
+
+
+_GPU_REASON = _gpu_unusable_reason()
+
+
 def pytest_collection_modifyitems(config, items):
-    reason = _gpu_unusable_reason()
-    if reason is None:
+    if _GPU_REASON is None:
         return
     if config.getoption("--require-gpu"):
-        raise pytest.UsageError(f"--require-gpu given but {reason}")
-    skip = pytest.mark.skip(reason=reason)
+        raise pytest.UsageError(f"--require-gpu given but {_GPU_REASON}")
+    emulator_reason = _emulator_unusable_reason()
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        if "gpu" not in item.keywords:
+            continue
+        if "real_gpu" in item.keywords or "cp" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.skip(reason=f"needs a real GPU: {_GPU_REASON}"))
+        elif emulator_reason is not None:
+            item.add_marker(pytest.mark.skip(reason=f"{_GPU_REASON}; {emulator_reason}"))
+
+
+@pytest.fixture
+def cp(monkeypatch):
+    """The CuPy module on a GPU machine; elsewhere an emulated CuPy with
+    pykernels wired to the CPU-emulated CUDA module, for this test only."""
+    if _GPU_REASON is None:
+        import cupy
+
+        return cupy
+    import cuda_emu
+    import emu_cupy
+
+    from pykernels import _backend
+
+    monkeypatch.setitem(sys.modules, "cupy", emu_cupy)
+    monkeypatch.setattr(_backend, "_cuda_module", cuda_emu.load())
+    monkeypatch.setattr(_backend, "_cuda_probed", True)
+    monkeypatch.setattr(pykernels.cuda, "is_available", lambda: True)
+    return emu_cupy
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pykernels
 import pykernels.functional as F
 import pykernels.reference as R
 from pykernels.bench.peak import available_isas
-from helpers import random_f32
+from helpers import gemm_error_bound as error_bound, random_f32
 
 ALGOS = ["naive", "blocked", "packed", "auto"]
 TRANS = list(itertools.product([False, True], repeat=2))
@@ -21,17 +21,6 @@ def stored(rng, rows, cols, trans):
     """An operand whose op() is rows x cols, stored transposed when asked."""
     m = random_f32(rng, (cols, rows) if trans else (rows, cols))
     return m
-
-
-def error_bound(a, b, trans_a, trans_b, alpha=1.0, c=None, beta=0.0):
-    """Rounding bound for float32 accumulation: a few ulps times K times |A||B|."""
-    op_a = np.abs(a.T if trans_a else a).astype(np.float64)
-    op_b = np.abs(b.T if trans_b else b).astype(np.float64)
-    k = op_a.shape[1]
-    scale = abs(alpha) * (op_a @ op_b)
-    if c is not None:
-        scale += abs(beta) * np.abs(c)
-    return 2 * np.finfo(np.float32).eps * (k + 2) * scale + 1e-30
 
 
 def check_gemm(a, b, c=None, **kw):

@@ -210,3 +210,212 @@ def test_bad_input():
         F.lstm_backward(f32(2, 3, 5), hn, cn, cache)
     with pytest.raises(TypeError, match="cache"):
         F.lstm_backward(y, hn, cn, {"not": "a cache"})
+
+
+# ---- GPU (a real one, or the CPU emulator through the `cp` fixture) -------------------
+# Shapes stay tiny: under emulation every GPU thread is an OS thread.
+
+def _reference_cell(p):
+    return R.lstm_cell(*(p[k].astype(np.float64) for k in
+                         ("x", "h", "c", "w_ih", "w_hh", "b_ih", "b_hh")))
+
+
+def _to_gpu(cp, arrays):
+    return {k: cp.asarray(v) for k, v in arrays.items()}
+
+
+def _assert_close_all(got, want, rtol, atol):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+
+
+def _poisoned(cp, shape):
+    return cp.asarray(np.full(shape, np.nan, np.float32))
+
+
+def _sigmoid64(z):
+    return 1 / (1 + np.exp(-z))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n,h", [(1, 7), (3, 13), (2, 300)])
+def test_gpu_pointwise_kernels_match_cpu(rng, cp, n, h):
+    # The fused kernels alone, straight through the bindings, over the whole
+    # range of the activations (saturation included), into poisoned outputs.
+    from pykernels._backend import current_stream_ptr, require_cuda
+
+    gpu = require_cuda()
+    gates = (np.linspace(-40, 40, n * 4 * h, dtype=np.float32).reshape(n, 4 * h)
+             + random_f32(rng, (n, 4 * h), -0.01, 0.01))
+    bias = random_f32(rng, (4 * h,), -0.1, 0.1)
+    c = random_f32(rng, (n, h), -3, 3)
+    out_cpu = gates.copy(), np.empty_like(c), np.empty_like(c)
+    pykernels._cpu.lstm_pointwise_forward(out_cpu[0], bias, c, out_cpu[1], out_cpu[2])
+    gg, bg, cg = cp.asarray(gates), cp.asarray(bias), cp.asarray(c)
+    c1g, h1g = _poisoned(cp, (n, h)), _poisoned(cp, (n, h))
+    gpu.lstm_pointwise_forward(gg.data.ptr, bg.data.ptr, cg.data.ptr, c1g.data.ptr,
+                               h1g.data.ptr, n, h, current_stream_ptr())
+    out_gpu = cp.asnumpy(gg), cp.asnumpy(c1g), cp.asnumpy(h1g)
+    pre = gates.astype(np.float64) + bias
+    i, f, g, o = (_sigmoid64(pre[:, :h]), _sigmoid64(pre[:, h:2 * h]),
+                  np.tanh(pre[:, 2 * h:3 * h]), _sigmoid64(pre[:, 3 * h:]))
+    c1 = f * c + i * g
+    want = np.concatenate([i, f, g, o], axis=1), c1, o * np.tanh(c1)
+    _assert_close_all(out_gpu, want, rtol=3e-6, atol=1e-7)
+    _assert_close_all(out_gpu, out_cpu, rtol=5e-6, atol=2e-7)
+
+    # Backward, with and without the recurrent gradient; dc is updated in place.
+    act = out_cpu[0]
+    dh1, dh_rec, dc1 = (random_f32(rng, (n, h)) for _ in range(3))
+    for rec in (None, dh_rec):
+        dc_cpu, dg_cpu = dc1.copy(), np.empty_like(act)
+        pykernels._cpu.lstm_pointwise_backward(dh1, rec, dc_cpu, act, c, dg_cpu)
+        dc_g, dg_g = cp.asarray(dc1), _poisoned(cp, (n, 4 * h))
+        rec_g = None if rec is None else cp.asarray(rec)
+        ag, dh1g = cp.asarray(act), cp.asarray(dh1)
+        gpu.lstm_pointwise_backward(dh1g.data.ptr, 0 if rec_g is None else rec_g.data.ptr,
+                                    dc_g.data.ptr, ag.data.ptr, cg.data.ptr, dg_g.data.ptr,
+                                    n, h, current_stream_ptr())
+        _assert_close_all((cp.asnumpy(dg_g), cp.asnumpy(dc_g)), (dg_cpu, dc_cpu),
+                          rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("algo", ["fused", "naive"])
+@pytest.mark.parametrize("n,i,h", [(1, 5, 7), (4, 9, 13), (2, 13, 7), (2, 3, 33)])
+def test_gpu_cell_matches_cpu_and_reference(rng, cp, algo, n, i, h):
+    p = make_params(rng, n, i, h)
+    pg = _to_gpu(cp, p)
+    fwd = F.lstm_cell(**pg, algo=algo)
+    assert all(isinstance(a, cp.ndarray) for a in fwd)
+    fwd_np = [cp.asnumpy(a) for a in fwd]
+    _assert_close_all(fwd_np, F.lstm_cell(**p, algo=algo), rtol=1e-5, atol=1e-6)
+    _assert_close_all(fwd_np, _reference_cell(p), rtol=1e-5, atol=1e-6)
+
+    dh1, dc1 = random_f32(rng, (n, h)), random_f32(rng, (n, h))
+    args = [dh1, dc1, p["x"], p["h"], p["c"], p["w_ih"], p["w_hh"]]
+    bwd = F.lstm_cell_backward(*map(cp.asarray, args), fwd[2])
+    assert all(isinstance(a, cp.ndarray) for a in bwd)
+    bwd_np = [cp.asnumpy(a) for a in bwd]
+    _assert_close_all(bwd_np, F.lstm_cell_backward(*args, fwd_np[2]), rtol=1e-4, atol=1e-5)
+    args64 = [a.astype(np.float64) for a in args]
+    _assert_close_all(bwd_np, R.lstm_cell_backward(*args64, _reference_cell(p)[2]),
+                      rtol=1e-4, atol=1e-5)
+
+
+def _gpu_layer(cp, p, x, dy, dhn, dcn, algo="fused"):
+    y, hn, cn, cache = F.lstm(cp.asarray(x), cp.asarray(p["h"]), cp.asarray(p["c"]),
+                              cp.asarray(p["w_ih"]), cp.asarray(p["w_hh"]),
+                              cp.asarray(p["b_ih"]), cp.asarray(p["b_hh"]), algo=algo)
+    grads = F.lstm_backward(cp.asarray(dy), cp.asarray(dhn), cp.asarray(dcn), cache)
+    outs = (y, hn, cn, *grads)
+    assert all(isinstance(a, cp.ndarray) for a in outs)
+    return [cp.asnumpy(a) for a in outs]
+
+
+# T = 1, N = 1, H = 7 and 13 (not multiples of 8), I != H, I = 1, and 4H = 132
+# (two GEMM tiles wide).
+GPU_LAYER_SHAPES = [(1, 3, 5, 7), (4, 1, 6, 13), (3, 2, 1, 7), (2, 2, 17, 33)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("t,n,i,h", GPU_LAYER_SHAPES)
+def test_gpu_layer_matches_cpu_and_reference(rng, cp, t, n, i, h):
+    p = make_params(rng, n, i, h)
+    x = random_f32(rng, (t, n, i), -1, 1)
+    dy, dhn, dcn = (random_f32(rng, s) for s in ((t, n, h), (n, h), (n, h)))
+    got = _gpu_layer(cp, p, x, dy, dhn, dcn)
+
+    y, hn, cn, cache = F.lstm(x, p["h"], p["c"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])
+    cpu = [y, hn, cn, *F.lstm_backward(dy, dhn, dcn, cache)]
+    _assert_close_all(got[:3], cpu[:3], rtol=1e-5, atol=1e-6)
+    _assert_close_all(got[3:], cpu[3:], rtol=1e-4, atol=1e-5)
+
+    args64 = [a.astype(np.float64) for a in (x, p["h"], p["c"], p["w_ih"], p["w_hh"],
+                                              p["b_ih"], p["b_hh"])]
+    yr, hr, cr, cache_r = R.lstm(*args64)
+    _assert_close_all(got[:3], (yr, hr, cr), rtol=1e-5, atol=1e-6)
+    ref = R.lstm_backward(*(a.astype(np.float64) for a in (dy, dhn, dcn)), cache_r)
+    _assert_close_all(got[3:], ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_gpu_layer_is_bitwise_repeatable(rng, cp):
+    t, n, i, h = 3, 2, 6, 13
+    p = make_params(rng, n, i, h)
+    x = random_f32(rng, (t, n, i), -1, 1)
+    dy, dhn, dcn = (random_f32(rng, s) for s in ((t, n, h), (n, h), (n, h)))
+    first = _gpu_layer(cp, p, x, dy, dhn, dcn)
+    second = _gpu_layer(cp, p, x, dy, dhn, dcn)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+def test_gpu_layer_naive_matches_fused(rng, cp):
+    t, n, i, h = 2, 2, 5, 7
+    p = make_params(rng, n, i, h)
+    x = random_f32(rng, (t, n, i), -1, 1)
+    dy, dhn, dcn = (random_f32(rng, s) for s in ((t, n, h), (n, h), (n, h)))
+    fused = _gpu_layer(cp, p, x, dy, dhn, dcn, algo="fused")
+    naive = _gpu_layer(cp, p, x, dy, dhn, dcn, algo="naive")
+    _assert_close_all(naive, fused, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_gpu_layer_zero_steps(rng, cp):
+    n, i, h = 2, 3, 7
+    p = make_params(rng, n, i, h)
+    x = np.zeros((0, n, i), np.float32)
+    dy = np.zeros((0, n, h), np.float32)
+    dhn, dcn = random_f32(rng, (n, h)), random_f32(rng, (n, h))
+    y, hn, cn, dx, dh0, dc0, dw_ih, dw_hh, db = _gpu_layer(cp, p, x, dy, dhn, dcn)
+    assert y.shape == (0, n, h) and dx.shape == (0, n, i)
+    np.testing.assert_array_equal(hn, p["h"])
+    np.testing.assert_array_equal(cn, p["c"])
+    np.testing.assert_array_equal(dh0, dhn)
+    np.testing.assert_array_equal(dc0, dcn)
+    for g in (dw_ih, dw_hh, db):
+        np.testing.assert_array_equal(g, np.zeros_like(g))
+
+
+@pytest.mark.gpu
+def test_gpu_bad_input(cp):
+    f32 = lambda *s: np.ones(s, np.float32)  # noqa: E731
+    g32 = lambda *s: cp.asarray(f32(*s))  # noqa: E731
+    x, h0, c0 = g32(2, 3, 5), g32(3, 4), g32(3, 4)
+    w_ih, w_hh, b = g32(16, 5), g32(16, 4), g32(16)
+    with pytest.raises(ValueError, match=r"w_ih must have shape .*\(16, 6\)"):
+        F.lstm(g32(2, 3, 6), h0, c0, w_ih, w_hh, b, b)
+    with pytest.raises(ValueError, match=r"h must have shape \(N, H\) = \(3, 4\), got \(2, 4\)"):
+        F.lstm(x, g32(2, 4), c0, w_ih, w_hh, b, b)
+    with pytest.raises(ValueError, match="x must be 2-D"):
+        F.lstm_cell(x, h0, c0, w_ih, w_hh, b, b)
+    with pytest.raises(TypeError, match="x has dtype float64"):
+        F.lstm(cp.asarray(np.ones((2, 3, 5))), h0, c0, w_ih, w_hh, b, b)
+    with pytest.raises(TypeError, match="all be NumPy .* or all CuPy"):
+        F.lstm(x, f32(3, 4), c0, w_ih, w_hh, b, b)
+    y, hn, cn, cache = F.lstm(x, h0, c0, w_ih, w_hh, b, b)
+    with pytest.raises(ValueError, match="dy must have shape"):
+        F.lstm_backward(g32(2, 3, 5), hn, cn, cache)
+    with pytest.raises(TypeError, match="all be NumPy .* or all CuPy"):
+        F.lstm_backward(f32(2, 3, 4), f32(3, 4), f32(3, 4), cache)
+
+
+@pytest.mark.gpu
+@pytest.mark.real_gpu
+def test_gpu_layer_benchmark_shape_matches_cpu(rng, cp):
+    # Many GEMM tiles and row blocks per launch: the shape class of the benchmark.
+    t, n, i, h = 8, 64, 384, 257
+    p = make_params(rng, n, i, h, scale=0.1)
+    x = random_f32(rng, (t, n, i), -1, 1)
+    dy, dhn, dcn = (random_f32(rng, s) for s in ((t, n, h), (n, h), (n, h)))
+    got = _gpu_layer(cp, p, x, dy, dhn, dcn)
+    y, hn, cn, cache = F.lstm(x, p["h"], p["c"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])
+    want = [y, hn, cn, *F.lstm_backward(dy, dhn, dcn, cache)]
+    _assert_close_all(got[:3], want[:3], rtol=1e-4, atol=1e-5)
+    _assert_close_all(got[3:], want[3:], rtol=1e-3, atol=1e-3)
+    again = _gpu_layer(cp, p, x, dy, dhn, dcn)
+    for a, b in zip(got, again):
+        np.testing.assert_array_equal(a, b)

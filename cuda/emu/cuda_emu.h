@@ -4,8 +4,9 @@
 // never into the wheel; tools/cuda_emu.py builds the emulated module.
 //
 // Model: a launch runs its blocks one after another; the threads of a block
-// are real std::threads, so __syncthreads and warp shuffles are real barriers
-// and a missing barrier shows up as a wrong answer, as on a GPU. __shared__
+// are real std::threads (reused from block to block), so __syncthreads and
+// warp shuffles are real barriers and a missing barrier shows up as a wrong
+// answer, as on a GPU. __shared__
 // becomes `static`, which is one copy per kernel instantiation: right because
 // only one block runs at a time. What it cannot show: timing, memory
 // coalescing, bank conflicts, and limits such as shared-memory size.
@@ -104,6 +105,8 @@ struct Launch {
   dim3 grid, block;
   void (*kernel)(Params...);
 
+  // One OS thread per GPU thread of a block, created once per launch and
+  // reused for every block: thread creation would otherwise dominate.
   template <class... Args>
   void operator()(Args&&... args) const {
     if (!valid_config(grid, block)) {
@@ -113,26 +116,27 @@ struct Launch {
     block_dim = block;
     grid_dim = grid;
     const unsigned int threads = block.x * block.y * block.z;
-    for (unsigned int bz = 0; bz < grid.z; ++bz)
-      for (unsigned int by = 0; by < grid.y; ++by)
-        for (unsigned int bx = 0; bx < grid.x; ++bx) run_block(dim3(bx, by, bz), threads, args...);
-  }
-
-  template <class... Args>
-  void run_block(dim3 block_idx, unsigned int threads, const Args&... args) const {
-    BlockState state(threads);
+    const std::uint64_t blocks = std::uint64_t(grid.x) * grid.y * grid.z;
+    std::unique_ptr<BlockState> state = std::make_unique<BlockState>(threads);
+    std::barrier<> between_blocks(threads);
     std::vector<std::thread> workers;
     workers.reserve(threads);
     for (unsigned int t = 0; t < threads; ++t) {
       workers.emplace_back([&, t] {
-        block_state = &state;
         linear_thread = t;
-        block_index = block_idx;
         thread_index = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-        kernel(args...);
-        // An exited thread no longer holds back barriers, as on the GPU.
-        state.block_barrier.arrive_and_drop();
-        warp_barrier().arrive_and_drop();
+        for (std::uint64_t b = 0; b < blocks; ++b) {
+          block_state = state.get();
+          block_index = dim3(unsigned(b % grid.x), unsigned((b / grid.x) % grid.y),
+                             unsigned(b / (std::uint64_t(grid.x) * grid.y)));
+          kernel(args...);
+          // An exited thread no longer holds back barriers, as on the GPU.
+          state->block_barrier.arrive_and_drop();
+          warp_barrier().arrive_and_drop();
+          between_blocks.arrive_and_wait();  // the whole block is done
+          if (t == 0) state = std::make_unique<BlockState>(threads);
+          between_blocks.arrive_and_wait();  // everyone sees the fresh state
+        }
       });
     }
     for (auto& w : workers) w.join();

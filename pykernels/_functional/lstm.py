@@ -1,5 +1,5 @@
-"""LSTM cell and layer on the CPU (gate order i, f, g, o; weights (4H, in);
-two biases, as torch.nn.LSTM).
+"""LSTM cell and layer on the CPU and the GPU (gate order i, f, g, o; weights
+(4H, in); two biases, as torch.nn.LSTM).
 
 Fused path (algo="fused", the default):
 - forward: one GEMM projects the inputs of all T steps at once; each step
@@ -11,6 +11,11 @@ Fused path (algo="fused", the default):
 
 Naive path (algo="naive"): per-gate GEMMs and unfused NumPy pointwise ops at
 every step, kept so the benchmark can show what fusing and batching buy.
+
+One code path serves both devices: GEMMs go through functional.gemm (pk::sgemm
+or pk::cuda::sgemm), allocation and sums through the array module `xp`
+(NumPy or CuPy), and only the fused pointwise pass dispatches to _cpu or
+_cuda (csrc/lstm.cpp, cuda/lstm.cu).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._backend import cpu
+from .._backend import (accepts_cuda_interface, array_module, cpu, current_stream_ptr,
+                        is_cupy_array, require_cuda)
 from .._validate import device_of, float32_contiguous
 
 LSTM_ALGOS = ("fused", "naive")
@@ -59,8 +65,8 @@ def _f32(**arrays):
     return [None if v is None else float32_contiguous(v, k) for k, v in arrays.items()]
 
 
-def _bias(b_ih, b_hh, hidden):
-    bias = np.zeros(4 * hidden, np.float32)
+def _bias(b_ih, b_hh, hidden, xp):
+    bias = xp.zeros(4 * hidden, np.float32)
     for b in (b_ih, b_hh):
         if b is not None:
             bias += b
@@ -72,8 +78,34 @@ def _check_algo(algo):
         raise ValueError(f"algo must be one of {LSTM_ALGOS}, got {algo!r}")
 
 
+# ---- the fused pointwise passes, on either device ---------------------------------
+
+def _pointwise_forward(gates, bias, c, c1, h1):
+    """Activates gates (N, 4H) in place and writes c1, h1 (see lstm.h)."""
+    if not is_cupy_array(gates):
+        cpu().lstm_pointwise_forward(gates, bias, c, c1, h1)
+        return
+    n, hidden = c.shape
+    require_cuda().lstm_pointwise_forward(gates.data.ptr, bias.data.ptr, c.data.ptr,
+                                          c1.data.ptr, h1.data.ptr, n, hidden,
+                                          current_stream_ptr())
+
+
+def _pointwise_backward(dh1, dh_rec, dc, gates, c, dgates):
+    """dgates = dL/d(pre-activations); dc goes from dL/dc1 to dL/dc in place."""
+    if not is_cupy_array(gates):
+        cpu().lstm_pointwise_backward(dh1, dh_rec, dc, gates, c, dgates)
+        return
+    n, hidden = c.shape
+    dh_rec_ptr = 0 if dh_rec is None else dh_rec.data.ptr  # 0: no recurrent gradient
+    require_cuda().lstm_pointwise_backward(dh1.data.ptr, dh_rec_ptr, dc.data.ptr, gates.data.ptr,
+                                           c.data.ptr, dgates.data.ptr, n, hidden,
+                                           current_stream_ptr())
+
+
 # ---- the cell -----------------------------------------------------------------
 
+@accepts_cuda_interface
 def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, algo="fused"):
     """One LSTM step: returns h1, c1 and the activated gates (N, 4H) that
     lstm_cell_backward needs."""
@@ -84,16 +116,18 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, algo="fused"):
         raise ValueError(f"x must be 2-D (N, I), got shape {x.shape}")
     hidden = _check_weights(w_ih, w_hh, b_ih, b_hh, x.shape[1])
     _check_state(h, c, x.shape[0], hidden)
-    bias = _bias(b_ih, b_hh, hidden)
+    xp = array_module(x)
+    bias = _bias(b_ih, b_hh, hidden, xp)
     if algo == "naive":
         return _naive_cell(x, h, c, w_ih, w_hh, bias)
     gates = _gemm(x, w_ih, trans_b=True)
     _gemm(h, w_hh, gates, beta=1.0, trans_b=True)
-    h1, c1 = np.empty_like(h), np.empty_like(c)
-    cpu().lstm_pointwise_forward(gates, bias, c, c1, h1)
+    h1, c1 = xp.empty_like(h), xp.empty_like(c)
+    _pointwise_forward(gates, bias, c, c1, h1)
     return h1, c1, gates
 
 
+@accepts_cuda_interface
 def lstm_cell_backward(dh1, dc1, x, h, c, w_ih, w_hh, gates):
     """Gradients of lstm_cell: dx, dh, dc, dw_ih, dw_hh, db (db is the
     gradient of each bias, b_ih and b_hh alike)."""
@@ -105,8 +139,8 @@ def lstm_cell_backward(dh1, dc1, x, h, c, w_ih, w_hh, gates):
     if gates.shape != (x.shape[0], 4 * hidden):
         raise ValueError(f"gates must have shape {(x.shape[0], 4 * hidden)}, got {gates.shape}")
     dc = dc1.copy()
-    dgates = np.empty_like(gates)
-    cpu().lstm_pointwise_backward(dh1, None, dc, gates, c, dgates)
+    dgates = array_module(gates).empty_like(gates)
+    _pointwise_backward(dh1, None, dc, gates, c, dgates)
     dx = _gemm(dgates, w_ih)
     dh = _gemm(dgates, w_hh)
     dw_ih = _gemm(dgates, x, trans_a=True)
@@ -118,7 +152,8 @@ def lstm_cell_backward(dh1, dc1, x, h, c, w_ih, w_hh, gates):
 
 @dataclass
 class LSTMCache:
-    """What lstm_backward needs: inputs, weights and per-step activations."""
+    """What lstm_backward needs: inputs, weights and per-step activations,
+    NumPy or CuPy arrays like the inputs of lstm."""
 
     x: np.ndarray          # (T, N, I)
     h0: np.ndarray         # (N, H)
@@ -131,6 +166,7 @@ class LSTMCache:
     algo: str = "fused"
 
 
+@accepts_cuda_interface
 def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, algo="fused"):
     """Run an LSTM over x of shape (T, N, I): returns y (T, N, H), hn, cn and
     the cache for lstm_backward."""
@@ -142,11 +178,12 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, algo="fused"):
     steps, batch, inputs = x.shape
     hidden = _check_weights(w_ih, w_hh, b_ih, b_hh, inputs)
     _check_state(h0, c0, batch, hidden)
-    bias = _bias(b_ih, b_hh, hidden)
-    y = np.empty((steps, batch, hidden), np.float32)
-    cells = np.empty((steps, batch, hidden), np.float32)
+    xp = array_module(x)
+    bias = _bias(b_ih, b_hh, hidden, xp)
+    y = xp.empty((steps, batch, hidden), np.float32)
+    cells = xp.empty((steps, batch, hidden), np.float32)
     if algo == "naive":
-        gates = np.empty((steps, batch, 4 * hidden), np.float32)
+        gates = xp.empty((steps, batch, 4 * hidden), np.float32)
         h, c = h0, c0
         for t in range(steps):
             h, c, gates[t] = _naive_cell(x[t], h, c, w_ih, w_hh, bias)
@@ -157,35 +194,41 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, algo="fused"):
         h, c = h0, c0
         for t in range(steps):
             _gemm(h, w_hh, gates[t], beta=1.0, trans_b=True)
-            cpu().lstm_pointwise_forward(gates[t], bias, c, cells[t], y[t])
+            _pointwise_forward(gates[t], bias, c, cells[t], y[t])
             h, c = y[t], cells[t]
     hn = y[-1].copy() if steps else h0.copy()
     cn = cells[-1].copy() if steps else c0.copy()
     return y, hn, cn, LSTMCache(x, h0, c0, w_ih, w_hh, y, cells, gates, algo)
 
 
+@accepts_cuda_interface
 def lstm_backward(dy, dhn, dcn, cache: LSTMCache):
     """Backpropagation through time: dx, dh0, dc0, dw_ih, dw_hh, db."""
     if not isinstance(cache, LSTMCache):
         raise TypeError(f"cache must be the LSTMCache returned by lstm, got {type(cache).__name__}")
     steps, batch, hidden = cache.y.shape
+    device_of(dy=dy, dhn=dhn, dcn=dcn, **{"cache.y": cache.y})  # one device for all
     dy, dhn, dcn = _f32(dy=dy, dhn=dhn, dcn=dcn)
     if dy.shape != cache.y.shape:
         raise ValueError(f"dy must have shape {cache.y.shape} like y, got {dy.shape}")
     _check_state(dhn, dcn, batch, hidden)
     if cache.algo == "naive":
         return _naive_layer_backward(dy, dhn, dcn, cache)
+    xp = array_module(dy)
     w_hh = cache.w_hh
-    dgates = np.empty_like(cache.gates)
+    dgates = xp.empty_like(cache.gates)
     dh, dc = dhn.copy(), dcn.copy()
     for t in range(steps - 1, -1, -1):
         c_prev = cache.cells[t - 1] if t else cache.c0
-        cpu().lstm_pointwise_backward(dy[t], dh, dc, cache.gates[t], c_prev, dgates[t])
+        _pointwise_backward(dy[t], dh, dc, cache.gates[t], c_prev, dgates[t])
         _gemm(dgates[t], w_hh, dh)  # dh for step t-1 (overwrites: beta = 0)
     rows = steps * batch
     dgates2 = dgates.reshape(rows, 4 * hidden)
-    # [:steps]: with T = 0 the concatenation still holds h0 (one step too many)
-    h_prev = np.concatenate([cache.h0[None], cache.y[:-1]])[:steps].reshape(rows, hidden)
+    h_prev = xp.empty((steps, batch, hidden), np.float32)  # h_0 .. h_{T-1}
+    if steps:
+        h_prev[0] = cache.h0
+        h_prev[1:] = cache.y[:-1]
+    h_prev = h_prev.reshape(rows, hidden)
     dx = _gemm(dgates2, cache.w_ih).reshape(cache.x.shape)
     dw_ih = _gemm(dgates2, cache.x.reshape(rows, cache.x.shape[2]), trans_a=True)
     dw_hh = _gemm(dgates2, h_prev, trans_a=True)
@@ -195,7 +238,7 @@ def lstm_backward(dy, dhn, dcn, cache: LSTMCache):
 # ---- the naive composition ----------------------------------------------------------
 
 def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    return 1.0 / (1.0 + array_module(z).exp(-z))
 
 
 def _naive_cell(x, h, c, w_ih, w_hh, bias):
@@ -206,31 +249,33 @@ def _naive_cell(x, h, c, w_ih, w_hh, bias):
         g = _gemm(x, w_ih[rows], trans_b=True)
         _gemm(h, w_hh[rows], g, beta=1.0, trans_b=True)
         pre.append(g + bias[rows])
-    i, f, g, o = _sigmoid(pre[0]), _sigmoid(pre[1]), np.tanh(pre[2]), _sigmoid(pre[3])
+    xp = array_module(x)
+    i, f, g, o = _sigmoid(pre[0]), _sigmoid(pre[1]), xp.tanh(pre[2]), _sigmoid(pre[3])
     c1 = f * c + i * g
-    h1 = o * np.tanh(c1)
-    return h1, c1, np.concatenate([i, f, g, o], axis=1)
+    h1 = o * xp.tanh(c1)
+    return h1, c1, xp.concatenate([i, f, g, o], axis=1)
 
 
 def _naive_layer_backward(dy, dhn, dcn, cache):
     steps, batch, hidden = cache.y.shape
     w_ih, w_hh = cache.w_ih, cache.w_hh
-    dx = np.empty_like(cache.x)
-    dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
-    db = np.zeros(4 * hidden, np.float32)
+    xp = array_module(dy)
+    dx = xp.empty_like(cache.x)
+    dw_ih, dw_hh = xp.zeros_like(w_ih), xp.zeros_like(w_hh)
+    db = xp.zeros(4 * hidden, np.float32)
     dh, dc = dhn.copy(), dcn.copy()
     for t in range(steps - 1, -1, -1):
         h_prev = cache.y[t - 1] if t else cache.h0
         c_prev = cache.cells[t - 1] if t else cache.c0
-        i, f, g, o = np.split(cache.gates[t], 4, axis=1)
+        i, f, g, o = xp.split(cache.gates[t], 4, axis=1)
         dh_t = dy[t] + dh
-        tc = np.tanh(cache.cells[t])
+        tc = xp.tanh(cache.cells[t])
         dcell = dc + dh_t * o * (1 - tc * tc)
         dpre = [dcell * g * i * (1 - i), dcell * c_prev * f * (1 - f),
                 dcell * i * (1 - g * g), dh_t * tc * o * (1 - o)]
         dc = dcell * f
-        dxt = np.zeros_like(cache.x[t])
-        dh = np.zeros_like(dh)
+        dxt = xp.zeros_like(cache.x[t])
+        dh = xp.zeros_like(dh)
         for k, dp in enumerate(dpre):  # per-gate GEMMs again
             rows = slice(k * hidden, (k + 1) * hidden)
             _gemm(dp, w_ih[rows], dxt, beta=1.0)

@@ -15,6 +15,8 @@ from typing import Iterator, Tuple
 
 import numpy as np
 
+from .._backend import is_host_array
+
 
 def array_module(device: str):
     """NumPy for 'cpu', CuPy for 'cuda'."""
@@ -33,7 +35,7 @@ def array_module(device: str):
 
 def move(array, device: str):
     if device == "cpu":
-        return array if isinstance(array, np.ndarray) else array.get()
+        return array if is_host_array(array) else array.get()
     return array_module("cuda").asarray(array)
 
 

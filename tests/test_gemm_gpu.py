@@ -1,0 +1,189 @@
+"""The GPU SGEMM ladder and linear on CuPy arrays, against float64 NumPy on
+host copies. Without a GPU these run on the CPU emulator (see conftest.py), so
+shapes stay small: a 128x128 tile is 256 OS threads there."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import pykernels
+import pykernels.functional as F
+import pykernels.reference as R
+from helpers import gemm_error_bound, random_f32
+
+pytestmark = pytest.mark.gpu
+
+RUNGS = ["naive", "coalesced", "smem", "regblock", "vectorized", "warptile", "auto"]
+TRANS = list(itertools.product([False, True], repeat=2))
+# 1, primes, and sizes either side of the 16/32/128-wide tiles and the 8/16-deep slices.
+ODD_SHAPES = [(1, 1, 1), (1, 7, 13), (13, 1, 7), (7, 13, 1), (17, 31, 97), (33, 65, 17),
+              (129, 127, 9), (131, 5, 130)]
+
+
+def stored(rng, rows, cols, trans):
+    return random_f32(rng, (cols, rows) if trans else (rows, cols))
+
+
+def check_gpu_gemm(cp, a, b, c=None, **kw):
+    """F.gemm on device copies, checked element-wise against a float64 bound."""
+    expected = R.gemm(a.astype(np.float64), b.astype(np.float64),
+                      None if c is None else c.astype(np.float64), **kw)
+    c_dev = None if c is None else cp.asarray(c)
+    out = F.gemm(cp.asarray(a), cp.asarray(b), c_dev, **kw)
+    assert isinstance(out, cp.ndarray)
+    if c_dev is not None:
+        assert out is c_dev
+    got = cp.asnumpy(out)
+    bound = gemm_error_bound(a, b, kw.get("trans_a", False), kw.get("trans_b", False),
+                             kw.get("alpha", 1.0), c, kw.get("beta", 0.0))
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert np.all(np.abs(got - expected) <= bound), np.max(np.abs(got - expected) - bound)
+    return got
+
+
+@pytest.mark.parametrize("algo", RUNGS)
+@pytest.mark.parametrize("m,n,k", ODD_SHAPES)
+def test_every_rung_odd_shapes(rng, cp, algo, m, n, k):
+    check_gpu_gemm(cp, random_f32(rng, (m, k)), random_f32(rng, (k, n)), algo=algo)
+
+
+@pytest.mark.parametrize("algo", RUNGS)
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_every_rung_transposes_alpha_beta(rng, cp, algo, trans_a, trans_b):
+    m, n, k = 37, 133, 21
+    a, b = stored(rng, m, k, trans_a), stored(rng, k, n, trans_b)
+    c = random_f32(rng, (m, n))
+    check_gpu_gemm(cp, a, b, c, alpha=-1.5, beta=0.75, trans_a=trans_a, trans_b=trans_b,
+                   algo=algo)
+
+
+@pytest.mark.parametrize("algo", RUNGS)
+def test_beta_zero_ignores_nan_in_c(rng, cp, algo):
+    a, b = random_f32(rng, (19, 23)), random_f32(rng, (23, 130))
+    c = cp.asarray(np.full((19, 130), np.nan, np.float32))
+    F.gemm(cp.asarray(a), cp.asarray(b), c, beta=0.0, algo=algo)
+    bound = gemm_error_bound(a, b, False, False)
+    assert np.all(np.abs(cp.asnumpy(c) - a.astype(np.float64) @ b) <= bound)
+
+
+@pytest.mark.parametrize("algo", RUNGS)
+def test_every_output_element_is_written(rng, cp, algo):
+    # C poisoned with NaN and beta = 0: an element the kernel skipped stays NaN.
+    a, b = random_f32(rng, (131, 9)), random_f32(rng, (9, 133))
+    c = cp.asarray(np.full((131, 133), np.nan, np.float32))
+    F.gemm(cp.asarray(a), cp.asarray(b), c, algo=algo)
+    assert np.isfinite(cp.asnumpy(c)).all()
+
+
+@pytest.mark.parametrize("algo", ["smem", "vectorized", "warptile"])
+def test_unaligned_and_strided_views(rng, cp, algo):
+    # Offset views defeat float4 loads (the kernels fall back to scalar ones);
+    # a transposed view flips the transpose flag instead of being copied.
+    a_full, b_full = random_f32(rng, (41, 30)), random_f32(rng, (29, 67))
+    a_dev, b_dev = cp.asarray(a_full), cp.asarray(b_full)
+    got = F.gemm(a_dev[1:, 1:], b_dev[:, 1:], algo=algo)
+    expected = a_full[1:, 1:].astype(np.float64) @ b_full[:, 1:]
+    np.testing.assert_allclose(cp.asnumpy(got), expected, rtol=1e-4, atol=1e-4)
+    a2, b2 = random_f32(rng, (41, 29)), random_f32(rng, (29, 67))
+    a2_colmajor, b2_colmajor = cp.asarray(a2.T.copy()).T, cp.asarray(b2.T.copy()).T
+    got_t = F.gemm(a2_colmajor, b2_colmajor, algo=algo)
+    np.testing.assert_allclose(cp.asnumpy(got_t), a2.astype(np.float64) @ b2,
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("m,n,k", [(0, 5, 3), (5, 0, 3), (4, 6, 0)])
+def test_zero_sizes(cp, m, n, k):
+    out = F.gemm(cp.zeros((m, k), np.float32) + 1, cp.zeros((k, n), np.float32) + 1)
+    assert out.shape == (m, n)
+    np.testing.assert_array_equal(cp.asnumpy(out), np.zeros((m, n), np.float32))
+
+
+def test_repeated_runs_are_bitwise_equal(rng, cp):
+    a, b = cp.asarray(random_f32(rng, (130, 70))), cp.asarray(random_f32(rng, (70, 129)))
+    np.testing.assert_array_equal(cp.asnumpy(F.gemm(a, b)), cp.asnumpy(F.gemm(a, b)))
+
+
+def test_c_aliasing_an_input_is_safe(rng, cp):
+    a = random_f32(rng, (20, 20))
+    a_dev = cp.asarray(a)
+    F.gemm(a_dev, a_dev, a_dev)
+    np.testing.assert_allclose(cp.asnumpy(a_dev), a.astype(np.float64) @ a, rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_cpu_only_algo_names_are_refused_on_gpu(cp):
+    x = cp.zeros((2, 2), np.float32)
+    with pytest.raises(ValueError, match="algo must be one of .*warptile"):
+        F.gemm(x, x, algo="packed")
+
+
+def test_mixed_host_and_device_arrays_raise_type_error(cp):
+    with pytest.raises(TypeError, match=r"all be NumPy \(CPU\) or all CuPy"):
+        F.gemm(np.ones((2, 2), np.float32), cp.ones((2, 2), np.float32))
+
+
+class ForeignDeviceArray:
+    """Another library's GPU array: only the CUDA Array Interface, no CuPy type."""
+
+    def __init__(self, array, stream=None):
+        self._array = array
+        self._stream = stream
+
+    @property
+    def __cuda_array_interface__(self):
+        interface = dict(self._array.__cuda_array_interface__)
+        interface["stream"] = self._stream
+        return interface
+
+
+def test_cuda_array_interface_objects_are_accepted_without_copies(rng, cp):
+    a, b = random_f32(rng, (9, 11)), random_f32(rng, (11, 5))
+    a_dev, b_dev = cp.asarray(a), cp.asarray(b)
+    out = cp.asarray(np.full((9, 5), np.nan, np.float32))
+    result = F.gemm(ForeignDeviceArray(a_dev), ForeignDeviceArray(b_dev), ForeignDeviceArray(out))
+    assert isinstance(result, cp.ndarray)
+    # Written through to the caller's memory: the output was not copied.
+    np.testing.assert_allclose(cp.asnumpy(out), a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+    y = F.relu(ForeignDeviceArray(a_dev))
+    np.testing.assert_array_equal(cp.asnumpy(y), np.maximum(a, 0))
+
+
+def test_linear_forward_and_backward_match_cpu(rng, cp):
+    x, w, bias = random_f32(rng, (3, 5, 17)), random_f32(rng, (13, 17)), random_f32(rng, (13,))
+    dy = random_f32(rng, (3, 5, 13))
+    y_dev = F.linear(cp.asarray(x), cp.asarray(w), cp.asarray(bias))
+    np.testing.assert_allclose(cp.asnumpy(y_dev), F.linear(x, w, bias), rtol=1e-5, atol=1e-5)
+    grads_dev = F.linear_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(w))
+    for got, want in zip(grads_dev, F.linear_backward(dy, x, w)):
+        assert isinstance(got, cp.ndarray)
+        np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.real_gpu
+def test_results_on_a_non_default_stream(rng, cp):
+    a, b = random_f32(rng, (1024, 512)), random_f32(rng, (512, 768))
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        a_dev, b_dev = cp.asarray(a), cp.asarray(b)
+        out = F.gemm(a_dev, b_dev)
+        got = cp.asnumpy(out, stream=stream)
+        stream.synchronize()
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.real_gpu
+@pytest.mark.parametrize("algo", RUNGS)
+def test_large_partial_tiles(rng, cp, algo):
+    m, n, k = 1000, 1030, 517
+    a, b = random_f32(rng, (m, k)), random_f32(rng, (k, n))
+    check_gpu_gemm(cp, a, b, algo=algo)
+
+
+def test_fma_peak_kernel_writes_every_sink_element(cp):
+    from pykernels import _backend
+
+    sink = cp.asarray(np.full(2 * 256, np.nan, np.float32))
+    _backend.require_cuda().fma_peak(sink.data.ptr, 2, 10, _backend.current_stream_ptr())
+    assert np.isfinite(cp.asnumpy(sink)).all()
+    assert pykernels.cuda.is_available()

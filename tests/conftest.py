@@ -98,6 +98,17 @@ def cp(monkeypatch):
 
 
 @pytest.fixture
+def poisoned(cp, monkeypatch):
+    """`cp` whose empty() returns NaN-filled float arrays, so an output or
+    scratch element a kernel forgets to write shows up."""
+    def empty(shape, dtype=np.float32):
+        return cp.full(shape, np.nan, dtype=dtype)
+
+    monkeypatch.setattr(cp, "empty", empty)
+    return cp
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(20121203)
 

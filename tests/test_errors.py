@@ -24,7 +24,7 @@ class FakeCupyArray:
 
 @pytest.mark.parametrize("bad", [[1.0, 2.0], 3.0, None, "x", memoryview(b"abcd")])
 def test_not_an_array_is_type_error(bad):
-    with pytest.raises(TypeError, match="x must be a numpy.ndarray or cupy.ndarray"):
+    with pytest.raises(TypeError, match="x must be a numpy.ndarray, a cupy.ndarray or an object with __cuda_array_interface__"):
         F.relu(bad)
 
 

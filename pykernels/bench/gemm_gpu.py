@@ -1,0 +1,85 @@
+"""The GPU SGEMM ladder against cuBLAS (cupy.matmul, FP32, TF32 off), timed
+with CUDA events after warm-up, interleaved, medians; every rung in TFLOP/s
+and as a fraction of the FP32 FMA peak measured on the same GPU. A second
+table puts the CPU and GPU ladders side by side at n = 1024."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import functional as F
+
+SIZES = (1024, 2048, 4096, 8192)
+RUNGS = ("naive", "coalesced", "smem", "regblock", "vectorized", "warptile")
+# The first two rungs take seconds per call at n = 8192 and teach nothing new there.
+SLOW_RUNGS_MAX_N = 4096
+
+
+def _cupy_without_tf32():
+    # CuPy reads CUPY_TF32 when it first uses cuBLAS; 0 (its default) keeps
+    # cupy.matmul in true FP32, the arithmetic our kernels do.
+    os.environ.setdefault("CUPY_TF32", "0")
+    import cupy
+
+    return cupy
+
+
+def _max_relative_error(x, reference) -> float:
+    scale = float(abs(reference).max()) or 1.0
+    return float(abs(x - reference).max()) / scale
+
+
+def run(repeats: int = 5, quick: bool = False, **_):
+    cupy = _cupy_without_tf32()
+    from .gpu import event_medians, fma_gflops
+
+    peak = fma_gflops()
+    rows = []
+    for n in (SIZES[:2] if quick else SIZES):
+        a = cupy.random.standard_normal((n, n), dtype=cupy.float32)
+        b = cupy.random.standard_normal((n, n), dtype=cupy.float32)
+        rungs = [r for r in RUNGS if n <= SLOW_RUNGS_MAX_N or r not in ("naive", "coalesced")]
+        outs = {name: cupy.empty((n, n), cupy.float32) for name in (*rungs, "cuBLAS")}
+        cases = {r: (lambda r=r: F.gemm(a, b, outs[r], algo=r), "cupy") for r in rungs}
+        cases["cuBLAS"] = (lambda: cupy.matmul(a, b, out=outs["cuBLAS"]), "cupy")
+        med = event_medians(cases, repeats=repeats)
+        flops = 2.0 * n**3
+        for name, seconds in med.items():
+            gflops = flops / seconds / 1e9
+            rows.append({
+                "n": n, "variant": name, "TFLOP/s": gflops / 1e3,
+                "vs cuBLAS": med["cuBLAS"] / seconds, "of FP32 peak": gflops / peak,
+                "max rel err vs cuBLAS": _max_relative_error(outs[name], outs["cuBLAS"]),
+            })
+    return rows
+
+
+def run_side_by_side(threads=(1,), repeats: int = 3, **_):
+    """The CPU ladder (bench/gemm.py) and the GPU ladder at n = 1024 in one
+    table, each as a fraction of its own device's measured peak."""
+    from .. import _cpu
+    from .gemm import LADDER, _operands
+    from .peak import peak_gflops
+    from .timing import interleaved_medians, pinned_threads
+
+    n = 1024
+    rows = []
+    a, b, _, c_np = _operands(n, n, n)
+    for t in threads:
+        outs = {algo: np.empty((n, n), np.float32) for algo in LADDER}
+        cases = {algo: (lambda algo=algo: F.gemm(a, b, outs[algo], algo=algo)) for algo in LADDER}
+        cases["numpy (OpenBLAS)"] = lambda: np.matmul(a, b, out=c_np)
+        with pinned_threads(t):
+            med = interleaved_medians(cases, repeats=repeats, min_sample_s=0.0)
+        peak = peak_gflops(_cpu.get_isa(), t)
+        for name, seconds in med.items():
+            gflops = 2.0 * n**3 / seconds / 1e9
+            rows.append({"device": f"CPU, {t} thread(s)", "variant": name, "GFLOP/s": gflops,
+                         "of peak": gflops / peak})
+    for row in run(repeats=repeats, quick=True):
+        if row["n"] == n:
+            rows.append({"device": "GPU", "variant": row["variant"],
+                         "GFLOP/s": row["TFLOP/s"] * 1e3, "of peak": row["of FP32 peak"]})
+    return rows

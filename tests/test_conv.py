@@ -6,6 +6,7 @@ import pykernels.functional as F
 import pykernels.reference as R
 from helpers import random_f32
 from pykernels import _cpu
+from pykernels._functional import conv as conv_module
 from pykernels._functional.conv import conv2d_workspace_bytes
 
 # (x shape, weight shape, stride, padding, dilation, groups)
@@ -309,3 +310,185 @@ def test_binding_rechecks_shapes():
     with pytest.raises(ValueError, match=r"dweight has shape"):
         _cpu.conv2d_backward(_ones(1, 4, 6, 6), x, w, None, _ones(4, 3, 3), None, (1, 1),
                              (0, 0), (1, 1), 1)
+
+
+# ---- GPU (CuPy; the CPU emulator without a GPU) ------------------------------
+
+
+@pytest.fixture
+def nan_empty(cp, monkeypatch):
+    """cupy.empty hands out NaN-filled arrays for the test: an output element or
+    workspace float read before it is written shows up as a NaN."""
+    full = cp.full
+    monkeypatch.setattr(cp, "empty",
+                        lambda shape, dtype=np.float32: full(shape, np.nan, dtype=dtype))
+    return cp
+
+
+def _gpu_run(cp, x, w, b, dy, kw):
+    xg, wg, dyg = cp.asarray(x), cp.asarray(w), cp.asarray(dy)
+    bg = None if b is None else cp.asarray(b)
+    return (cp.asnumpy(F.conv2d(xg, wg, bg, **kw)),
+            *(cp.asnumpy(g) for g in F.conv2d_backward(dyg, xg, wg, **kw)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", IDS)
+def test_conv2d_gpu_matches_cpu_and_reference(rng, nan_empty, name):
+    cp = nan_empty
+    x, w, b, kw = _case(rng, name)
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    dy = random_f32(rng, R.conv2d(x64, w64, **kw).shape)
+    got = _gpu_run(cp, x, w, b, dy, kw)
+    cpu_results = (F.conv2d(x, w, b, **kw), *F.conv2d_backward(dy, x, w, **kw))
+    want = (R.conv2d(x64, w64, b64, **kw), *R.conv2d_backward(dy.astype(np.float64), x64, w64,
+                                                              **kw))
+    scales = (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3
+    for g, c, r, scale in zip(got, cpu_results, want, scales):
+        assert g.shape == r.shape and g.dtype == np.float32
+        _close(g, c, scale)
+        _close(g, r, scale)
+    no_bias = cp.asnumpy(F.conv2d(cp.asarray(x), cp.asarray(w), None, **kw))
+    _close(no_bias, R.conv2d(x64, w64, None, **kw), np.sqrt(w[0].size))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["chunked-batch", "groups-2", "pointwise-1x1", "pairs",
+                                  "resnet-strided", "batch1-one-channel"])
+def test_conv2d_gpu_in_chunks_matches_one_chunk_and_repeats_bitwise(rng, nan_empty,
+                                                                    monkeypatch, name):
+    """A small workspace cap splits the batch into chunks of 2 images (the last
+    one partial); every configuration repeats bitwise."""
+    cp = nan_empty
+    x, w, b, kw = _case(rng, name)
+    x = np.concatenate([x] * 3 + [x[:1]])  # an odd batch: the last chunk has one image
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    whole = _gpu_run(cp, x, w, b, dy, kw)
+    np.testing.assert_equal(whole, _gpu_run(cp, x, w, b, dy, kw))
+    plane = dy.shape[2] * dy.shape[3]
+    cap = 2 * (x.shape[1] * w.shape[2] * w.shape[3] + w.shape[0]) * plane  # two images
+    monkeypatch.setattr(conv_module, "_gpu_workspace_cap", cap)
+    chunk, _ = pykernels._backend.cuda_module().conv2d_workspace(
+        list(x.shape), list(w.shape), *conv_module._params(kw["stride"], kw["padding"],
+                                                           kw["dilation"]), kw["groups"], cap)
+    assert chunk == (1 if name == "pointwise-1x1" else 2)
+    chunked = _gpu_run(cp, x, w, b, dy, kw)
+    np.testing.assert_equal(chunked, _gpu_run(cp, x, w, b, dy, kw))
+    for a, c, scale in zip(whole, chunked, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
+        _close(a, c, scale)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("x_shape,kernel,stride,padding,dilation", UNFOLD_CASES)
+def test_im2col_col2im_gpu_equal_cpu_bitwise(rng, nan_empty, x_shape, kernel, stride, padding,
+                                             dilation):
+    """im2col is a copy; col2im sums each pixel's entries in the CPU's (ki, kj)
+    order: both bitwise the CPU ones."""
+    cp = nan_empty
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    x = random_f32(rng, x_shape)
+    cols = cp.asnumpy(F.im2col(cp.asarray(x), kernel, **kw))
+    np.testing.assert_array_equal(cols, F.im2col(x, kernel, **kw))
+    c = random_f32(rng, cols.shape)
+    folded = cp.asnumpy(F.col2im(cp.asarray(c), x_shape, kernel, **kw))
+    np.testing.assert_array_equal(folded, F.col2im(c, x_shape, kernel, **kw))
+    np.testing.assert_allclose(folded, R.col2im(c.astype(np.float64), x_shape, kernel, **kw),
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_im2col_col2im_gpu_unbatched_and_noncontiguous(rng, cp):
+    x = random_f32(rng, (2, 3, 8, 9))
+    xg = cp.asarray(x)
+    np.testing.assert_array_equal(cp.asnumpy(F.im2col(xg[:, :, ::2, 1:], 3, padding=1)),
+                                  F.im2col(x[:, :, ::2, 1:], 3, padding=1))
+    np.testing.assert_array_equal(cp.asnumpy(F.im2col(xg[1], 2)), F.im2col(x[1], 2))
+    c = random_f32(rng, (3 * 4, 7 * 8))
+    np.testing.assert_array_equal(cp.asnumpy(F.col2im(cp.asarray(c), (3, 8, 9), 2)),
+                                  F.col2im(c, (3, 8, 9), 2))
+
+
+@pytest.mark.gpu
+def test_conv2d_gpu_non_contiguous_inputs(rng, cp):
+    x, w, b, kw = _case(rng, "groups-2")
+    xg, wg, bg = cp.asarray(x), cp.asarray(w), cp.asarray(np.repeat(b, 2))
+    y = cp.asnumpy(F.conv2d(xg[:, :, :, ::-1], wg[:, :, ::-1, :], bg[::2], **kw))
+    np.testing.assert_array_equal(
+        y, cp.asnumpy(F.conv2d(cp.asarray(x[:, :, :, ::-1].copy()),
+                               cp.asarray(w[:, :, ::-1, :].copy()), cp.asarray(b), **kw)))
+
+
+@pytest.mark.gpu
+def test_conv2d_gpu_empty_batch(rng, nan_empty):
+    cp = nan_empty
+    x = cp.asarray(np.empty((0, 3, 8, 8), np.float32))
+    w = random_f32(rng, (4, 3, 3, 3))
+    y = F.conv2d(x, cp.asarray(w), cp.asarray(np.ones(4, np.float32)), padding=1)
+    assert y.shape == (0, 4, 8, 8)
+    dx, dw, db = F.conv2d_backward(cp.asarray(np.empty((0, 4, 8, 8), np.float32)), x,
+                                   cp.asarray(w), padding=1)
+    assert dx.shape == (0, 3, 8, 8)
+    np.testing.assert_array_equal(cp.asnumpy(dw), np.zeros_like(w))
+    np.testing.assert_array_equal(cp.asnumpy(db), np.zeros(4, np.float32))
+    assert F.im2col(x, 3).shape == (0, 27, 36)
+
+
+@pytest.mark.gpu
+def test_conv2d_gpu_bad_input(cp):
+    x, w = cp.asarray(_ones(1, 3, 8, 8)), cp.asarray(_ones(4, 3, 3, 3))
+    with pytest.raises(TypeError, match=r"must all be NumPy \(CPU\) or all CuPy"):
+        F.conv2d(x, _ones(4, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"x must be 4-D \(N, C, H, W\), got shape \(3, 8, 8\)"):
+        F.conv2d(x[0], w)
+    with pytest.raises(ValueError, match=r"x \(1, 3, 8, 8\) has 3 channels, not divisible"):
+        F.conv2d(x, cp.asarray(_ones(4, 1, 3, 3)), groups=2)
+    with pytest.raises(ValueError, match=r"dy has shape \(1, 4, 7, 6\), expected \(1, 4, 6, 6\)"):
+        F.conv2d_backward(cp.asarray(_ones(1, 4, 7, 6)), x, w)
+    with pytest.raises(TypeError, match="x has dtype float64"):
+        F.conv2d(cp.asarray(np.ones((1, 3, 8, 8))), w)
+    with pytest.raises(ValueError, match=r"cols has shape \(1, 9, 35\), expected \(1, 9, 36\)"):
+        F.col2im(cp.asarray(_ones(1, 9, 35)), (1, 1, 8, 8), 3)
+
+
+@pytest.mark.gpu
+def test_gpu_binding_rechecks_geometry_and_workspace(cp):
+    """Direct _cuda calls with an inconsistent geometry or a short workspace
+    are refused before any launch."""
+    cuda = pykernels._backend.cuda_module()
+    x, w, y = cp.asarray(_ones(2, 3, 8, 8)), cp.asarray(_ones(4, 3, 3, 3)), cp.empty(
+        (2, 4, 6, 6), dtype=np.float32)
+    args = ([2, 3, 8, 8], [4, 3, 3, 3], (1, 1), (0, 0), (1, 1))
+    chunk, need = cuda.conv2d_workspace(*args, 1, 1 << 20)
+    assert chunk == 2 and need == (27 + 4) * 2 * 36
+    ws = cp.empty(need, dtype=np.float32)
+    with pytest.raises(ValueError, match=f"workspace holds {need - 1} floats, this convolution "
+                                         f"needs {need}"):
+        cuda.conv2d_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, ws.data.ptr, need - 1, *args,
+                            1, 1 << 20, 0)
+    with pytest.raises(ValueError, match="groups=2 must divide"):
+        cuda.conv2d_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, ws.data.ptr, need, *args, 2,
+                            1 << 20, 0)
+    with pytest.raises(ValueError, match="output size would be below 1"):
+        cuda.im2col(x.data.ptr, y.data.ptr, [2, 3, 8, 8], (9, 9), (1, 1), (0, 0), (1, 1), 0)
+    with pytest.raises(ValueError, match="null device pointer"):
+        cuda.conv2d_backward(0, x.data.ptr, w.data.ptr, 0, 0, 0, ws.data.ptr, need, *args, 1,
+                             1 << 20, 0)
+
+
+@pytest.mark.gpu
+@pytest.mark.real_gpu
+@pytest.mark.parametrize("x_shape,w_shape,kw", [
+    ((16, 3, 67, 67), (64, 3, 11, 11), dict(stride=4, padding=2)),
+    ((32, 64, 27, 27), (192, 64, 5, 5), dict(padding=2)),
+    ((64, 192, 13, 13), (384, 192, 3, 3), dict(padding=1)),
+    ((64, 256, 13, 13), (256, 128, 3, 3), dict(padding=1, groups=2)),
+    ((32, 64, 16, 16), (128, 64, 1, 1), {}),
+])
+def test_conv2d_gpu_alexnet_sized_matches_cpu(rng, cp, x_shape, w_shape, kw):
+    x, w, b = random_f32(rng, x_shape), random_f32(rng, w_shape), random_f32(rng, w_shape[:1])
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    got = _gpu_run(cp, x, w, b, dy, kw)
+    want = (F.conv2d(x, w, b, **kw), *F.conv2d_backward(dy, x, w, **kw))
+    for g, c, scale in zip(got, want, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
+        _close(g, c, scale)
+    np.testing.assert_equal(got, _gpu_run(cp, x, w, b, dy, kw))

@@ -131,3 +131,92 @@ def test_bad_input(rng):
         cpu().dropout_forward(x, np.empty_like(x), np.empty(x.shape, np.uint8), 2.0, 1)
     with pytest.raises(ValueError):
         cpu().dropout_backward(x, np.empty(5, np.uint8), np.empty_like(x), 0.5)
+
+
+# ---- GPU (real CuPy, or the CPU emulator through the `cp` fixture) -------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(1,), (7,), (2, 3, 5, 7), (4097,), (1, 1, 1, 1), (3, 331)])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_gpu_mask_equals_cpu_mask(rng, cp, shape, p):
+    x = random_f32(rng, shape)
+    dy = random_f32(rng, shape)
+    yg, mg = F.dropout(cp.asarray(x), p, seed=12345)
+    assert isinstance(yg, cp.ndarray) and mg.dtype == np.uint8 and mg.shape == x.shape
+    y, mask = F.dropout(x, p, seed=12345)
+    np.testing.assert_array_equal(cp.asnumpy(mg), mask)
+    np.testing.assert_array_equal(cp.asnumpy(yg), y)
+    np.testing.assert_array_equal(cp.asnumpy(mg), R.dropout(x, p, seed=12345)[1])
+    dxg = F.dropout_backward(cp.asarray(dy), mg, p)
+    np.testing.assert_array_equal(cp.asnumpy(dxg), F.dropout_backward(dy, mask, p))
+    np.testing.assert_array_equal(cp.asnumpy(dxg), R.dropout_backward(dy, mask, p))
+
+
+@pytest.mark.gpu
+def test_gpu_seeds_repeatability_and_unaligned_views(rng, cp):
+    x = random_f32(rng, (1031,))
+    xg = cp.asarray(x)
+    y1, m1 = F.dropout(xg, 0.3, seed=2**64 - 1)
+    y2, m2 = F.dropout(xg, 0.3, seed=2**64 - 1)
+    np.testing.assert_array_equal(cp.asnumpy(m1), cp.asnumpy(m2))
+    np.testing.assert_array_equal(cp.asnumpy(y1), cp.asnumpy(y2))
+    np.testing.assert_array_equal(cp.asnumpy(m1), F.dropout(x, 0.3, seed=2**64 - 1)[1])
+    _, m3 = F.dropout(xg, 0.3, seed=2**64 - 2)
+    assert (cp.asnumpy(m1) != cp.asnumpy(m3)).mean() > 0.3
+    # Views at odd offsets (unaligned: the scalar kernels) and strided views:
+    # the mask depends on the index within the array, not on its address.
+    for sl in (slice(1, None), slice(3, 1030), slice(None, None, 3)):
+        yg, mg = F.dropout(xg[sl], 0.4, seed=77)
+        y, mask = F.dropout(x[sl], 0.4, seed=77)
+        np.testing.assert_array_equal(cp.asnumpy(mg), mask)
+        np.testing.assert_array_equal(cp.asnumpy(yg), y)
+        dyg = xg[sl]
+        dxg = F.dropout_backward(dyg, mg[::-1][::-1], 0.4)
+        np.testing.assert_array_equal(cp.asnumpy(dxg), F.dropout_backward(x[sl], mask, 0.4))
+    # An unaligned mask for the backward pass.
+    dy = random_f32(rng, (1030,))
+    buf = cp.zeros(1031, dtype=cp.uint8)
+    buf[1:] = F.dropout(cp.asarray(dy), 0.5, seed=3)[1]
+    mask = F.dropout(dy, 0.5, seed=3)[1]
+    np.testing.assert_array_equal(cp.asnumpy(F.dropout_backward(cp.asarray(dy), buf[1:], 0.5)),
+                                  F.dropout_backward(dy, mask, 0.5))
+
+
+@pytest.mark.gpu
+def test_gpu_edge_probabilities_nan_and_eval_mode(rng, cp):
+    x = random_f32(rng, (5, 9))
+    x[0, :4] = [np.nan, np.inf, -np.inf, -0.0]
+    xg = cp.asarray(x)
+    y, mask = F.dropout(xg, 0.0, seed=1)
+    np.testing.assert_array_equal(cp.asnumpy(y), x)
+    np.testing.assert_array_equal(cp.asnumpy(mask), 1)
+    y, mask = F.dropout(xg, 1.0, seed=1)
+    np.testing.assert_array_equal(cp.asnumpy(y), F.dropout(x, 1.0, seed=1)[0])  # NaN where x is
+    assert (cp.asnumpy(y)[np.isfinite(x)] == 0).all()
+    np.testing.assert_array_equal(cp.asnumpy(mask), 0)
+    np.testing.assert_array_equal(cp.asnumpy(F.dropout_backward(xg, mask, 1.0)),
+                                  F.dropout_backward(x, cp.asnumpy(mask), 1.0))
+    y, mask = F.dropout(xg, 0.5, seed=5)
+    np.testing.assert_array_equal(cp.asnumpy(y), F.dropout(x, 0.5, seed=5)[0])
+    y, mask = F.dropout(xg, 0.7, training=False)
+    assert mask is None and isinstance(y, cp.ndarray)
+    np.testing.assert_array_equal(cp.asnumpy(y), x)
+    np.testing.assert_array_equal(cp.asnumpy(F.dropout_backward(xg, None, 0.7)), x)
+    empty, emask = F.dropout(cp.zeros((0, 4), dtype=cp.float32), 0.5, seed=1)
+    assert empty.shape == emask.shape == (0, 4)
+
+
+@pytest.mark.gpu
+def test_gpu_bad_input(rng, cp):
+    x = random_f32(rng, (3, 4))
+    xg = cp.asarray(x)
+    with pytest.raises(ValueError, match="p must lie in"):
+        F.dropout(xg, 1.5)
+    with pytest.raises(TypeError, match="float32"):
+        F.dropout(cp.asarray(x.astype(np.float64)), 0.5)
+    with pytest.raises(TypeError, match="uint8"):
+        F.dropout_backward(xg, cp.ones(x.shape, dtype=bool), 0.5)
+    with pytest.raises(ValueError, match="mask"):
+        F.dropout_backward(xg, cp.ones((4, 3), dtype=cp.uint8), 0.5)
+    with pytest.raises(TypeError, match="NumPy"):
+        F.dropout_backward(xg, np.ones(x.shape, np.uint8), 0.5)

@@ -303,3 +303,188 @@ def test_max_pool_ties_pick_the_same_index_as_torch(rng, torch):
                                                   return_indices=True)
         np.testing.assert_array_equal(y, ty.numpy())
         np.testing.assert_array_equal(idx, tidx.numpy())
+
+
+# ---- GPU (real CuPy, or the CPU emulator through the `cp` fixture) ---------------
+# Backward passes are gathers that add in the CPU scatter's order, and the
+# forward passes scan windows as the CPU does, so GPU and CPU agree bit for
+# bit except the adaptive forward (the CPU sums long runs in 8 lanes).
+
+def _gpu_max_pool_round_trip(cp, x, k, s, p, dy):
+    yg, ig = F.max_pool2d(cp.asarray(x), k, s, p)
+    assert isinstance(yg, cp.ndarray) and ig.dtype == np.int64
+    dxg = F.max_pool2d_backward(cp.asarray(dy), ig, x.shape)
+    return cp.asnumpy(yg), cp.asnumpy(ig), cp.asnumpy(dxg)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape,k,s,p", WINDOW_CASES)
+def test_gpu_max_pool_matches_cpu_and_reference(rng, cp, shape, k, s, p):
+    x = random_f32(rng, shape)
+    y, idx = F.max_pool2d(x, k, s, p)
+    dy = random_f32(rng, y.shape)
+    yg, ig, dxg = _gpu_max_pool_round_trip(cp, x, k, s, p, dy)
+    np.testing.assert_array_equal(yg, y)
+    np.testing.assert_array_equal(ig, idx)
+    np.testing.assert_array_equal(ig, R.max_pool2d(x, k, s, p)[1])
+    np.testing.assert_array_equal(dxg, F.max_pool2d_backward(dy, idx, x.shape))
+    np.testing.assert_allclose(dxg, R.max_pool2d_backward(dy.astype(np.float64), idx, x.shape),
+                               rtol=1e-6, atol=1e-6)
+    again = _gpu_max_pool_round_trip(cp, x, k, s, p, dy)
+    for first, second in zip((yg, ig, dxg), again):
+        np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape,k,s,p", WINDOW_CASES)
+def test_gpu_avg_pool_matches_cpu_and_reference(rng, cp, shape, k, s, p):
+    x = random_f32(rng, shape)
+    y = F.avg_pool2d(x, k, s, p)
+    dy = random_f32(rng, y.shape)
+    yg = F.avg_pool2d(cp.asarray(x), k, s, p)
+    dxg = F.avg_pool2d_backward(cp.asarray(dy), x.shape, k, s, p)
+    np.testing.assert_array_equal(cp.asnumpy(yg), y)
+    np.testing.assert_allclose(cp.asnumpy(yg), R.avg_pool2d(x.astype(np.float64), k, s, p),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(cp.asnumpy(dxg), F.avg_pool2d_backward(dy, x.shape, k, s, p))
+    np.testing.assert_allclose(cp.asnumpy(dxg),
+                               R.avg_pool2d_backward(dy.astype(np.float64), x.shape, k, s, p),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(
+        cp.asnumpy(F.avg_pool2d_backward(cp.asarray(dy), x.shape, k, s, p)), cp.asnumpy(dxg))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape,out", ADAPTIVE_CASES + [((3, 5, 1, 1), 1), ((2, 3, 13, 11), 1),
+                                                        ((1, 70, 7, 7), 1)])
+def test_gpu_adaptive_avg_pool_matches_cpu_and_reference(rng, cp, shape, out):
+    x = random_f32(rng, shape)
+    y = F.adaptive_avg_pool2d(x, out)
+    dy = random_f32(rng, y.shape)
+    yg = F.adaptive_avg_pool2d(cp.asarray(x), out)
+    assert yg.shape == y.shape
+    np.testing.assert_allclose(cp.asnumpy(yg), y, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(cp.asnumpy(yg), R.adaptive_avg_pool2d(x.astype(np.float64), out),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(cp.asnumpy(F.adaptive_avg_pool2d(cp.asarray(x), out)),
+                                  cp.asnumpy(yg))
+    dxg = F.adaptive_avg_pool2d_backward(cp.asarray(dy), x.shape)
+    np.testing.assert_array_equal(cp.asnumpy(dxg), F.adaptive_avg_pool2d_backward(dy, x.shape))
+    np.testing.assert_allclose(cp.asnumpy(dxg),
+                               R.adaptive_avg_pool2d_backward(dy.astype(np.float64), x.shape),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_gpu_max_pool_nan_inf_and_ties_like_cpu(rng, cp):
+    x = random_f32(rng, (2, 3, 9, 10))
+    x[0, 0, 1, 1] = np.nan
+    x[0, 0, 1, 3] = np.nan      # two NaNs in one window: the last one wins
+    x[1, 2, 4:7, 4:7] = -np.inf  # a window of nothing but -inf
+    x[0, 1, 0, 0] = np.inf
+    relu = np.maximum(random_f32(rng, (2, 4, 23, 29)), 0)  # many tied zeros
+    for inp, k, s, p in [(x, 3, 2, 1), (x, 2, 2, 0), (x, 3, 1, 0), (relu, 3, 2, 0),
+                         (relu, 3, 1, 1), (relu, (2, 4), (3, 1), (1, 2))]:
+        y, idx = F.max_pool2d(inp, k, s, p)
+        dy = random_f32(rng, y.shape)
+        yg, ig, dxg = _gpu_max_pool_round_trip(cp, inp, k, s, p, dy)
+        np.testing.assert_array_equal(yg, y)
+        np.testing.assert_array_equal(ig, idx)
+        np.testing.assert_array_equal(dxg, F.max_pool2d_backward(dy, idx, inp.shape))
+    assert np.isnan(cp.asnumpy(F.max_pool2d(cp.asarray(x), 3, 2, 1)[0])[0, 0, 0:2, 0:2]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape,out_hw", [((2, 3, 9, 7), (4, 5)), ((1, 2, 5, 1100), (2, 3))])
+def test_gpu_max_pool_backward_any_in_plane_indices(rng, cp, shape, out_hw):
+    # The gather learns which outputs may point at an input from the indices
+    # themselves, so any in-plane indices (not only real argmaxes) must give
+    # the CPU's scatter, bit for bit. Width 1100 takes the serial fallback.
+    n, c, h, w = shape
+    idx = rng.integers(0, h * w, size=(n, c, *out_hw)).astype(np.int64)
+    idx[0, 0, 0, :2] = [h * w - 1, 0]
+    dy = random_f32(rng, idx.shape)
+    dxg = F.max_pool2d_backward(cp.asarray(dy), cp.asarray(idx), shape)
+    np.testing.assert_array_equal(cp.asnumpy(dxg), F.max_pool2d_backward(dy, idx, shape))
+    x = random_f32(rng, shape)  # and a real pool over the wide plane
+    y, real = F.max_pool2d(x, (2, 3), (2, 2), (1, 1))
+    dy = random_f32(rng, y.shape)
+    yg, ig, dxg = _gpu_max_pool_round_trip(cp, x, (2, 3), (2, 2), (1, 1), dy)
+    np.testing.assert_array_equal(ig, real)
+    np.testing.assert_array_equal(dxg, F.max_pool2d_backward(dy, real, shape))
+
+
+@pytest.mark.gpu
+def test_gpu_backward_writes_every_element(rng, cp):
+    # The raw bindings write into given buffers: poison them first.
+    from pykernels._backend import require_cuda
+
+    cuda = require_cuda()
+    x = random_f32(rng, (2, 3, 11, 13))
+    y, idx = F.max_pool2d(x, 3, 2, 1)
+    dy = cp.asarray(random_f32(rng, y.shape))
+    idx = cp.asarray(idx)  # held: a temporary's pointer would dangle
+    for run in (
+        lambda dx, bad: cuda.max_pool2d_backward(dy.data.ptr, idx.data.ptr,
+                                                 dx.data.ptr, bad.data.ptr, 6, 11, 13, 6, 7, 0),
+        lambda dx, bad: cuda.avg_pool2d_backward(dy.data.ptr, dx.data.ptr, 6, 11, 13, 6, 7,
+                                                 (3, 3), (2, 2), (1, 1), 0),
+        lambda dx, bad: cuda.adaptive_avg_pool2d_backward(dy.data.ptr, dx.data.ptr, 6, 11, 13,
+                                                          6, 7, 0),
+    ):
+        dx = cp.asarray(np.full(x.shape, np.nan, np.float32))
+        bad = cp.zeros(1, dtype=cp.int32)
+        run(dx, bad)
+        assert not np.isnan(cp.asnumpy(dx)).any()
+        assert int(cp.asnumpy(bad)[0]) == 0
+    with pytest.raises(ValueError, match="does not follow"):
+        cuda.avg_pool2d_forward(dy.data.ptr, dy.data.ptr, 6, 11, 13, 5, 7, (3, 3), (2, 2),
+                                (1, 1), 0)
+    with pytest.raises(ValueError):
+        cuda.max_pool2d_forward(dy.data.ptr, dy.data.ptr, dy.data.ptr, 6, 11, 13, 6, 7, (2, 2),
+                                (2, 2), (2, 2), 0)  # padding over half the kernel
+
+
+@pytest.mark.gpu
+def test_gpu_shapes_views_empty_batch_and_bad_input(rng, cp):
+    x = random_f32(rng, (3, 8, 9))  # CHW
+    yg, ig = F.max_pool2d(cp.asarray(x), 2)
+    y, idx = F.max_pool2d(x, 2)
+    np.testing.assert_array_equal(cp.asnumpy(yg), y)
+    np.testing.assert_array_equal(cp.asnumpy(ig), idx)
+    np.testing.assert_array_equal(cp.asnumpy(F.max_pool2d_backward(yg, ig, x.shape)),
+                                  F.max_pool2d_backward(y, idx, x.shape))
+    np.testing.assert_array_equal(cp.asnumpy(F.avg_pool2d(cp.asarray(x), 3, 2, 1)),
+                                  F.avg_pool2d(x, 3, 2, 1))
+    assert F.adaptive_avg_pool2d(cp.asarray(x), 2).shape == (3, 2, 2)
+    base = random_f32(rng, (4, 6, 12, 10))
+    view = base[::2, 1::2, :, ::-1].transpose(0, 1, 3, 2)
+    gview = cp.asarray(base)[::2, 1::2, :, ::-1].transpose(0, 1, 3, 2)
+    assert not gview.flags.c_contiguous
+    np.testing.assert_array_equal(cp.asnumpy(F.max_pool2d(gview, 3, 2, 1)[1]),
+                                  F.max_pool2d(view, 3, 2, 1)[1])
+    np.testing.assert_array_equal(cp.asnumpy(F.avg_pool2d(gview, 2)), F.avg_pool2d(view, 2))
+    empty = cp.zeros((0, 3, 8, 8), dtype=cp.float32)
+    ye, ie = F.max_pool2d(empty, 2)
+    assert ye.shape == ie.shape == (0, 3, 4, 4)
+    assert F.max_pool2d_backward(ye, ie, empty.shape).shape == empty.shape
+    assert F.avg_pool2d_backward(cp.zeros((0, 3, 4, 4), dtype=cp.float32), empty.shape, 3, 2,
+                                 1).shape == empty.shape
+    assert F.adaptive_avg_pool2d(empty, 1).shape == (0, 3, 1, 1)
+    xg = cp.asarray(X)
+    with pytest.raises(ValueError, match="at most half"):
+        F.max_pool2d(xg, 3, padding=2)
+    with pytest.raises(TypeError, match="float32"):
+        F.avg_pool2d(cp.asarray(X.astype(np.float64)), 2)
+    yg, ig = F.max_pool2d(xg, 2)
+    with pytest.raises(TypeError, match="int64"):
+        F.max_pool2d_backward(yg, ig.astype(np.int32), X.shape)
+    with pytest.raises(TypeError, match="NumPy"):
+        F.max_pool2d_backward(yg, cp.asnumpy(ig), X.shape)
+    for value in (64, -1):  # one past the 8 x 8 plane, and negative
+        bad = cp.asnumpy(ig)
+        bad[1, 2, 3, 3] = value
+        with pytest.raises(ValueError, match="outside"):
+            F.max_pool2d_backward(yg, cp.asarray(bad), X.shape)
+    with pytest.raises(ValueError, match="dy"):
+        F.adaptive_avg_pool2d_backward(cp.ones((2, 4, 1, 1), dtype=cp.float32), X.shape)

@@ -1,15 +1,15 @@
 // A CPU stand-in for the small part of CUDA that pykernels' kernels use, so
 // that their indexing, tiling and bounds logic is tested on machines with no
 // GPU (CI has none). Compiled only with -DPYKERNELS_CUDA_EMU by g++ (C++20),
-// never into the wheel; tools/cuda_emu.py builds the emulated module.
+// never into the wheel; tests/cuda_emu.py builds the emulated module.
 //
 // Model: a launch runs its blocks one after another; the threads of a block
 // are real std::threads (reused from block to block), so __syncthreads and
 // warp shuffles are real barriers and a missing barrier shows up as a wrong
-// answer, as on a GPU. __shared__
-// becomes `static`, which is one copy per kernel instantiation: right because
-// only one block runs at a time. What it cannot show: timing, memory
-// coalescing, bank conflicts, and limits such as shared-memory size.
+// answer, as on a GPU. __shared__ becomes `static`, which is one copy per
+// kernel instantiation: right because only one block runs at a time. What
+// it cannot show: timing, memory coalescing, bank conflicts, and limits
+// such as shared-memory size.
 #pragma once
 
 #include <algorithm>

@@ -11,6 +11,14 @@ padded input channel when the stride is split into phases (column stride > 1
 and output width >= 32; team = the OpenMP threads when they split the batch,
 else 1). AlexNet conv1 forward: 4.4 MB per thread at any batch size.
 `conv2d_workspace_bytes` gives the exact figure for a call.
+
+CuPy arrays run on the GPU kernels of cuda/conv.cu (im2col + the pykernels
+GPU SGEMM), with the same validation. Their workspace comes from CuPy's
+memory pool, bounded by a cap (2**25 floats = 128 MiB unless
+`_gpu_workspace_cap` says otherwise): (C*kh*kw [not 1x1 stride-1 unpadded]
++ O [chunks of several images]) * S * OH*OW floats for chunks of S images,
+S as large as the cap allows (at least 1, at most N), so it exceeds the cap
+only when one image's columns alone do.
 """
 
 from __future__ import annotations
@@ -19,8 +27,12 @@ import operator
 
 import numpy as np
 
-from .._backend import cpu
+from .._backend import accepts_cuda_interface, cpu, current_stream_ptr, require_cuda
 from .._validate import device_of, float32_contiguous, int_pair, require_float32
+
+# GPU workspace cap in floats; None = the CUDA module's default (2**25). Tests
+# lower it to make the GPU path work in several chunks.
+_gpu_workspace_cap = None
 
 
 def _params(stride, padding, dilation):
@@ -81,11 +93,25 @@ def _check_conv(x, weight, stride, padding, dilation, groups):
     return stride, padding, dilation, groups, out_hw
 
 
-def _cpu_only(**arrays):
-    if device_of(**{k: v for k, v in arrays.items() if v is not None}) != "cpu":
-        raise NotImplementedError("conv2d on CuPy arrays is not available yet")
+def _device(**arrays):
+    return device_of(**{k: v for k, v in arrays.items() if v is not None})
 
 
+def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups):
+    """(workspace array, its size in floats, the cap it was sized for)."""
+    import cupy
+
+    cap = _gpu_workspace_cap or cuda.conv2d_default_workspace_floats
+    _, floats = cuda.conv2d_workspace(list(x_shape), list(w_shape), stride, padding, dilation,
+                                      groups, cap)
+    return cupy.empty(floats, dtype=cupy.float32), floats, cap
+
+
+def _ptr(a):
+    return 0 if a is None else a.data.ptr
+
+
+@accepts_cuda_interface
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """y = torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups).
 
@@ -96,7 +122,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     `conv2d_workspace_bytes` for the figure), none for a 1x1 stride-1 unpadded
     convolution, which multiplies the input plane directly.
     """
-    _cpu_only(x=x, weight=weight, bias=bias)
+    device = _device(x=x, weight=weight, bias=bias)
     stride, padding, dilation, groups, (oh, ow) = _check_conv(x, weight, stride, padding,
                                                               dilation, groups)
     if bias is not None:
@@ -107,11 +133,24 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         bias = float32_contiguous(bias, "bias")
     x = float32_contiguous(x, "x")
     weight = float32_contiguous(weight, "weight")
-    y = np.empty((x.shape[0], weight.shape[0], oh, ow), dtype=np.float32)
-    cpu().conv2d_forward(x, weight, bias, y, stride, padding, dilation, groups)
+    shape = (x.shape[0], weight.shape[0], oh, ow)
+    if device == "cpu":
+        y = np.empty(shape, dtype=np.float32)
+        cpu().conv2d_forward(x, weight, bias, y, stride, padding, dilation, groups)
+        return y
+    import cupy
+
+    cuda = require_cuda()
+    y = cupy.empty(shape, dtype=cupy.float32)
+    ws, ws_floats, cap = _gpu_workspace(cuda, x.shape, weight.shape, stride, padding, dilation,
+                                        groups)
+    cuda.conv2d_forward(x.data.ptr, weight.data.ptr, _ptr(bias), y.data.ptr, ws.data.ptr,
+                        ws_floats, list(x.shape), list(weight.shape), stride, padding, dilation,
+                        groups, cap, current_stream_ptr())
     return y
 
 
+@accepts_cuda_interface
 def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
     """Gradients of conv2d: (dx, dweight, dbias) with the shapes of x, weight and (O,).
 
@@ -119,7 +158,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
     gradient sums the batch in a fixed order, so results are bitwise the same
     for any thread count.
     """
-    _cpu_only(dy=dy, x=x, weight=weight)
+    device = _device(dy=dy, x=x, weight=weight)
     stride, padding, dilation, groups, (oh, ow) = _check_conv(x, weight, stride, padding,
                                                               dilation, groups)
     require_float32(dy, "dy")
@@ -130,10 +169,25 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
     dy = float32_contiguous(dy, "dy")
     x = float32_contiguous(x, "x")
     weight = float32_contiguous(weight, "weight")
-    dx = np.empty(x.shape, dtype=np.float32)
-    dweight = np.empty(weight.shape, dtype=np.float32)
-    dbias = np.empty(weight.shape[0], dtype=np.float32)
-    cpu().conv2d_backward(dy, x, weight, dx, dweight, dbias, stride, padding, dilation, groups)
+    if device == "cpu":
+        dx = np.empty(x.shape, dtype=np.float32)
+        dweight = np.empty(weight.shape, dtype=np.float32)
+        dbias = np.empty(weight.shape[0], dtype=np.float32)
+        cpu().conv2d_backward(dy, x, weight, dx, dweight, dbias, stride, padding, dilation,
+                              groups)
+        return dx, dweight, dbias
+    import cupy
+
+    cuda = require_cuda()
+    dx = cupy.empty(x.shape, dtype=cupy.float32)
+    dweight = cupy.empty(weight.shape, dtype=cupy.float32)
+    dbias = cupy.empty(weight.shape[0], dtype=cupy.float32)
+    ws, ws_floats, cap = _gpu_workspace(cuda, x.shape, weight.shape, stride, padding, dilation,
+                                        groups)
+    cuda.conv2d_backward(dy.data.ptr, x.data.ptr, weight.data.ptr, dx.data.ptr, dweight.data.ptr,
+                         dbias.data.ptr, ws.data.ptr, ws_floats, list(x.shape),
+                         list(weight.shape), stride, padding, dilation, groups, cap,
+                         current_stream_ptr())
     return dx, dweight, dbias
 
 
@@ -144,11 +198,12 @@ def _unfold_params(kernel_size, stride, padding, dilation):
     return (kernel, *_params(stride, padding, dilation))
 
 
+@accepts_cuda_interface
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     """torch.nn.functional.unfold: (N, C, H, W) -> (N, C*kh*kw, OH*OW), row
     (c*kh + i)*kw + j, column oh*OW + ow, zeros where the window leaves the input.
     A 3-D (C, H, W) input gives a 2-D result, as in torch."""
-    _cpu_only(x=x)
+    device = _device(x=x)
     require_float32(x, "x")
     if x.ndim not in (3, 4):
         raise ValueError(f"x must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape "
@@ -158,16 +213,25 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     oh, ow = _output_size(x4.shape[2:], kernel, stride, padding, dilation,
                           f"x {tuple(x.shape)}")
     n, c = x4.shape[:2]
-    cols = np.empty((n, c * kernel[0] * kernel[1], oh * ow), dtype=np.float32)
-    cpu().im2col(x4, cols, kernel, stride, padding, dilation)
+    shape = (n, c * kernel[0] * kernel[1], oh * ow)
+    if device == "cpu":
+        cols = np.empty(shape, dtype=np.float32)
+        cpu().im2col(x4, cols, kernel, stride, padding, dilation)
+    else:
+        import cupy
+
+        cols = cupy.empty(shape, dtype=cupy.float32)
+        require_cuda().im2col(x4.data.ptr, cols.data.ptr, list(x4.shape), kernel, stride,
+                              padding, dilation, current_stream_ptr())
     return cols if x.ndim == 4 else cols[0]
 
 
+@accepts_cuda_interface
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
     """torch.nn.functional.fold back to `input_shape` (N, C, H, W), summing
     every column entry into the input pixel it came from (overlaps add up).
     A 2-D cols (C*kh*kw, L) with a 3-D input_shape (C, H, W) works too."""
-    _cpu_only(cols=cols)
+    device = _device(cols=cols)
     require_float32(cols, "cols")
     shape = tuple(operator.index(v) for v in input_shape)
     if len(shape) not in (3, 4) or min(shape) < 0:
@@ -185,8 +249,15 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1):
         raise ValueError(f"cols has shape {tuple(cols.shape)}, expected {want[3 - cols.ndim:]} "
                          f"for input_shape {shape} and kernel_size {kernel}")
     cols3 = float32_contiguous(cols3, "cols")
-    x = np.empty(shape4, dtype=np.float32)
-    cpu().col2im(cols3, x, kernel, stride, padding, dilation)
+    if device == "cpu":
+        x = np.empty(shape4, dtype=np.float32)
+        cpu().col2im(cols3, x, kernel, stride, padding, dilation)
+    else:
+        import cupy
+
+        x = cupy.empty(shape4, dtype=cupy.float32)
+        require_cuda().col2im(cols3.data.ptr, x.data.ptr, list(shape4), kernel, stride, padding,
+                              dilation, current_stream_ptr())
     return x.reshape(shape)
 
 

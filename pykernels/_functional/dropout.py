@@ -1,4 +1,4 @@
-"""Inverted dropout on the CPU.
+"""Inverted dropout on the CPU and the GPU.
 
 dropout(x, p, training=True, seed=None) -> (y, mask):
 - mask is a uint8 array of x's shape, 1 where the element is kept (each with
@@ -11,6 +11,9 @@ dropout(x, p, training=True, seed=None) -> (y, mask):
   of x and mask None (dropout is the identity in eval mode).
 dropout_backward(dy, mask, p) -> dx = dy * mask / (1 - p); with mask None (eval
 mode) dx is a copy of dy.
+On CuPy arrays the GPU kernels (cuda/dropout.cu) use the same generator
+(csrc/include/pykernels/counter_rng.h): one seed gives the same mask on the
+CPU and the GPU.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from .._backend import cpu
+from .._backend import accepts_cuda_interface, cpu, current_stream_ptr, require_cuda
 from .._validate import device_of, float32_contiguous
 
 __all__ = ["dropout", "dropout_backward"]
@@ -45,35 +48,54 @@ def _check_seed(seed):
     return seed
 
 
+def _empty(device, shape, dtype):
+    if device == "cpu":
+        return np.empty(shape, dtype=dtype)
+    import cupy
+
+    return cupy.empty(shape, dtype=dtype)
+
+
+@accepts_cuda_interface
 def dropout(x, p, training=True, seed=None):
     """Inverted dropout; returns (y, mask) with a uint8 mask (see module doc)."""
-    if device_of(x=x) != "cpu":
-        raise NotImplementedError("dropout on CuPy arrays is not available yet")
+    device = device_of(x=x)
     p = _check_p(p)
     seed = _check_seed(seed)
     x = float32_contiguous(x, "x")
     if not training:
         return x.copy(), None
-    y = np.empty(x.shape, dtype=np.float32)
-    mask = np.empty(x.shape, dtype=np.uint8)
-    cpu().dropout_forward(x, y, mask, p, seed)
+    y = _empty(device, x.shape, np.float32)
+    mask = _empty(device, x.shape, np.uint8)
+    if device == "cpu":
+        cpu().dropout_forward(x, y, mask, p, seed)
+    else:
+        require_cuda().dropout_forward(x.data.ptr, y.data.ptr, mask.data.ptr, x.size, p, seed,
+                                       current_stream_ptr())
     return y, mask
 
 
+@accepts_cuda_interface
 def dropout_backward(dy, mask, p):
     """dx = dy * mask / (1 - p); mask None (eval mode) gives a copy of dy."""
-    if device_of(dy=dy) != "cpu":
-        raise NotImplementedError("dropout on CuPy arrays is not available yet")
+    device = device_of(dy=dy)
     p = _check_p(p)
     dy = float32_contiguous(dy, "dy")
     if mask is None:
         return dy.copy()
-    device_of(mask=mask)
+    device_of(dy=dy, mask=mask)
     if mask.dtype != np.uint8:
         raise TypeError(f"mask has dtype {mask.dtype}, expected uint8 (from dropout)")
     if tuple(mask.shape) != tuple(dy.shape):
         raise ValueError(f"dy and mask must have the same shape, got dy: {tuple(dy.shape)} "
                          f"and mask: {tuple(mask.shape)}")
-    dx = np.empty(dy.shape, dtype=np.float32)
-    cpu().dropout_backward(dy, np.ascontiguousarray(mask), dx, p)
+    dx = _empty(device, dy.shape, np.float32)
+    if device == "cpu":
+        cpu().dropout_backward(dy, np.ascontiguousarray(mask), dx, p)
+    else:
+        import cupy
+
+        mask = cupy.ascontiguousarray(mask)
+        require_cuda().dropout_backward(dy.data.ptr, mask.data.ptr, dx.data.ptr, dy.size, p,
+                                        current_stream_ptr())
     return dx

@@ -83,6 +83,27 @@ def _relu_gpu(**kw):
     return relu_gpu.run(mib=64 if kw.get("quick") else 256, repeats=kw["repeats"])
 
 
+def _gemm_gpu(**kw):
+    from . import gemm_gpu
+
+    return gemm_gpu.run(repeats=kw["repeats"], quick=kw.get("quick", False))
+
+
+def _gemm_ladder_all(**kw):
+    from . import gemm_gpu
+
+    return gemm_gpu.run_side_by_side(threads=kw["threads"][-1:], repeats=min(kw["repeats"], 3))
+
+
+def _gpu_ops(name):
+    def run(**kw):
+        from . import gpu_ops
+
+        return getattr(gpu_ops, name)(repeats=kw["repeats"], quick=kw.get("quick", False))
+
+    return run
+
+
 def _gpu_usable() -> bool:
     from .. import cuda
 
@@ -111,4 +132,17 @@ SUITES = {
     "relu": Suite("ReLU forward bandwidth vs np.maximum and np.copyto (64 MiB)", _relu),
     "relu-gpu": Suite("ReLU forward bandwidth on the GPU vs cupy.maximum and a copy",
                       _relu_gpu, default=_gpu_usable()),
+    "gemm-gpu": Suite("GPU SGEMM ladder vs cuBLAS (TF32 off) at n=1024-8192, TFLOP/s and "
+                      "fraction of the measured FP32 peak", _gemm_gpu, default=_gpu_usable()),
+    "gemm-ladder-all": Suite("The CPU and GPU SGEMM ladders side by side at n=1024",
+                             _gemm_ladder_all, default=_gpu_usable()),
+    "conv-gpu": Suite("AlexNet conv1-5 at batch 128 on the GPU, fwd and fwd+bwd, vs cuDNN",
+                      _gpu_ops("run_conv"), default=_gpu_usable()),
+    "bandwidth-gpu": Suite("Pooling, ReLU and batch norm on the GPU as a fraction of the "
+                           "device-to-device copy bandwidth", _gpu_ops("run_bandwidth"),
+                           default=_gpu_usable()),
+    "lstm-gpu": Suite("LSTM layer T=50 N=64 I=H=512 on the GPU vs cuDNN, fwd and fwd+bwd",
+                      _gpu_ops("run_lstm"), default=_gpu_usable()),
+    "alexnet-gpu": Suite("One AlexNet training step at batch 128, GPU vs CPU images/s",
+                         _gpu_ops("run_alexnet"), default=_gpu_usable()),
 }

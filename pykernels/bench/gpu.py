@@ -1,5 +1,6 @@
 """GPU side of the benchmarks, through CuPy: the peaks (FP32 FMA throughput
-from a RawKernel of independent fmaf chains, device-to-device copy bandwidth)
+from pykernels' peak kernel of independent fmaf chains, device-to-device copy
+bandwidth)
 and the GPU cases of the main run (cuBLAS through CuPy, PyTorch CUDA/cuDNN,
 pykernels' own CUDA kernels where they exist).
 
@@ -15,22 +16,6 @@ from __future__ import annotations
 
 import statistics
 from typing import Callable, Dict, Tuple
-
-FMA_CHAINS = 8
-_FMA_SOURCE = r"""
-extern "C" __global__ void pk_fma_peak(float* out, int iters, float a, float b) {
-  // Eight independent chains per thread hide the FMA latency; a and b are
-  // runtime values so the compiler cannot fold the loop away.
-  float x0 = threadIdx.x * 1e-3f, x1 = x0 + 1.f, x2 = x0 + 2.f, x3 = x0 + 3.f;
-  float x4 = x0 + 4.f, x5 = x0 + 5.f, x6 = x0 + 6.f, x7 = x0 + 7.f;
-  for (int i = 0; i < iters; ++i) {
-    x0 = fmaf(x0, a, b); x1 = fmaf(x1, a, b); x2 = fmaf(x2, a, b); x3 = fmaf(x3, a, b);
-    x4 = fmaf(x4, a, b); x5 = fmaf(x5, a, b); x6 = fmaf(x6, a, b); x7 = fmaf(x7, a, b);
-  }
-  out[blockIdx.x * blockDim.x + threadIdx.x] = x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7;
-}
-"""
-
 
 def _cupy():
     import cupy
@@ -113,18 +98,19 @@ def event_medians(cases: Dict[str, Timed], repeats: int = 7,
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def fma_gflops(iters: int = 4096, repeats: int = 5) -> float:
-    """FP32 FMA throughput of the whole device (GFLOP/s), 2 flops per fmaf."""
+def fma_gflops(iterations: int = 4096, repeats: int = 5) -> float:
+    """FP32 FMA throughput of the whole device (GFLOP/s), from pykernels' own
+    peak kernel (cuda/peak.cu): 16 blocks per SM, 16 flops per iteration."""
+    from .._backend import current_stream_ptr, require_cuda
+
     cupy = _cupy()
-    kernel = cupy.RawKernel(_FMA_SOURCE, "pk_fma_peak")
-    sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
-    block, grid = 256, sms * 16
-    out = cupy.empty(block * grid, dtype=cupy.float32)
-    args = (out, cupy.int32(iters), cupy.float32(0.9999999), cupy.float32(1e-7))
-    med = event_medians({"fma": (lambda: kernel((grid,), (block,), args), "cupy")},
+    cuda = require_cuda()
+    blocks = 16 * cuda.multiprocessor_count()
+    sink = cupy.empty(blocks * 256, dtype=cupy.float32)
+    med = event_medians({"fma": (lambda: cuda.fma_peak(sink.data.ptr, blocks, iterations,
+                                                      current_stream_ptr()), "cupy")},
                         repeats=repeats)
-    flops = 2.0 * FMA_CHAINS * iters * block * grid
-    return flops / med["fma"] / 1e9
+    return 16.0 * iterations * blocks * 256 / med["fma"] / 1e9
 
 
 def copy_gbps(mib: int = 512, repeats: int = 5) -> float:

@@ -112,7 +112,7 @@ def run(threads=(1, 2), repeats: int = 5, mib: int = 512, gpu: bool = True, **_)
 
         if gpu_bench.usable():
             p = gpu_bench.peaks()
-            rows.append({"probe": "FMA fp32 (CuPy RawKernel)", "device": "cuda", "threads": "",
+            rows.append({"probe": "FMA fp32 (pykernels peak kernel)", "device": "cuda", "threads": "",
                          "GFLOP/s": p["fma_gflops"], "GB/s": ""})
             rows.append({"probe": f"copy d2d {p['copy_mib']} MiB", "device": "cuda",
                          "threads": "", "GFLOP/s": "", "GB/s": p["copy_gbps"]})

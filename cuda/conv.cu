@@ -1,0 +1,421 @@
+// 2-D convolution on the GPU as im2col + SGEMM, forward and backward, with
+// groups; the same math and layouts as csrc/conv.cpp.
+//
+// Math, per chunk of S images and per group g (Kg = C/groups * kh * kw, P = OH * OW):
+//   cols (C*kh*kw, S*P) = im2col of the chunk, the images' columns side by side
+//   forward:       y  (O/g, S*P) = W_g (O/g, Kg) @ cols_g + bias
+//   backward-wt:   dW_g (O/g, Kg) += dy_g (O/g, S*P) @ cols_g^T   (beta = 1 after chunk 0)
+//   backward-data: dx = col2im(W_g^T @ dy_g)
+//   bias:          db[o] = sum over images and pixels of dy[:, o]
+// Layout: x NCHW, weight OIHW (W_g is a row-major (O/g, Kg) matrix), cols in
+// torch.nn.functional.unfold's layout: row (c * kh + i) * kw + j, column oh * OW + ow.
+// 1x1 / stride 1 / no padding ("pointwise"): the input plane is the column
+// matrix, so each image is one GEMM straight from x (and into dx).
+//
+// Parallelisation and what bounds each kernel:
+// - im2col: one thread per (output pixel, channel, image) -- pixels along x,
+//   channels along y, images along z, so no 64-bit divisions -- writing its kh*kw
+//   column entries; consecutive threads write consecutive columns (coalesced),
+//   and read x at stride sw (coalesced for stride 1, cached otherwise).
+//   Memory-bound: kh*kw writes per input read.
+// - col2im: a gather, one thread per input pixel summing the column entries
+//   that read it, in (ki, kj) order, so it is deterministic and bitwise the
+//   CPU col2im. Only taps congruent to the pixel modulo the stride can hit it:
+//   the loops start at the first such tap and step by s / gcd(s, d), so an
+//   11x11 stride-4 kernel visits 9 taps per pixel, not 121.
+// - The GEMMs (pk::cuda::sgemm) do the arithmetic. Chunks make them wide:
+//   N = S*P columns, S as large as the workspace cap allows (the whole batch
+//   for AlexNet's conv3-5 at batch 128), so the forward and dx GEMMs fill the
+//   GPU. The weight-gradient GEMM has only (O/g) x Kg outputs (a few 128x128
+//   tiles) and a long K = S*P: it is latency-bound on a big GPU until sgemm
+//   gets a split-K (or batched) variant; chunks are summed in order with
+//   beta = 1, which keeps it deterministic.
+// - Moving a chunk between the batch layout (S, O, P) and the GEMM's side-by-side
+//   layout (O, S*P), with the bias added on the way out: contiguous rows of P,
+//   coalesced on both sides.
+// - Bias gradient: one block per output channel, a fixed split of the (image,
+//   pixel) range over its threads and a warp-shuffle tree: deterministic, no atomics.
+//
+// Workspace (floats), from the caller (Python allocates it with CuPy's pool):
+//   (C*kh*kw [not pointwise] + O [S > 1]) * S * OH*OW,
+// S = the largest chunk with that <= the cap (kConvWorkspaceFloats, 2^25 floats =
+// 128 MiB by default), at least 1, at most N. So it never exceeds the cap unless
+// one image's columns alone do (then it is one image's C*kh*kw*OH*OW).
+#include "conv.cuh"
+
+#include <algorithm>
+#include <climits>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "gemm.cuh"
+
+namespace pk::cuda {
+namespace {
+
+// In-plane geometry for the kernels, in 32-bit ints (finish() guarantees every
+// in-plane index fits).
+struct PlaneDims {
+  int h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+  int period_h, period_w;  // taps between two that can read one pixel: s / gcd(s, d)
+};
+
+// Where column entry (image s, row r, column p) lives: s * image_stride + r * ld + p.
+struct ColsLayout {
+  int64_t image_stride, ld;
+};
+
+PlaneDims plane_dims(const ConvGeometry& s) {
+  auto period = [](int64_t stride, int64_t dilation) {
+    return int(stride / std::gcd(stride, dilation));
+  };
+  return {int(s.h),  int(s.w),  int(s.oh), int(s.ow), int(s.kh), int(s.kw), int(s.sh),
+          int(s.sw), int(s.ph), int(s.pw), int(s.dh), int(s.dw), period(s.sh, s.dh),
+          period(s.sw, s.dw)};
+}
+
+// Launch shape for kernels over (plane, channel, image): pixels along x in
+// blocks of at most 256 (a warp multiple, so small planes waste little),
+// channels along y and images along z, each grid-strided past 65535.
+struct PlaneLaunch {
+  dim3 grid, block;
+};
+
+PlaneLaunch plane_launch(int64_t plane, int64_t channels, int64_t images) {
+  const int64_t threads = std::min<int64_t>(256, (plane + 31) / 32 * 32);
+  return {dim3(unsigned((plane + threads - 1) / threads),
+               unsigned(std::min<int64_t>(channels, 65535)),
+               unsigned(std::min<int64_t>(images, 65535))),
+          dim3(unsigned(threads))};
+}
+
+__global__ void im2col_kernel(PlaneDims d, const float* __restrict__ x, float* __restrict__ cols,
+                              int64_t images, int64_t channels, ColsLayout layout) {
+  const int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= d.oh * d.ow) return;
+  const int oy = p / d.ow, ox = p - oy * d.ow;
+  const int y0 = oy * d.sh - d.ph, x0 = ox * d.sw - d.pw;
+  const int64_t in_plane = int64_t(d.h) * d.w, taps = int64_t(d.kh) * d.kw;
+  for (int64_t s = blockIdx.z; s < images; s += gridDim.z) {
+    for (int64_t c = blockIdx.y; c < channels; c += gridDim.y) {
+      const float* xc = x + (s * channels + c) * in_plane;
+      float* out = cols + s * layout.image_stride + c * taps * layout.ld + p;
+      for (int ki = 0; ki < d.kh; ++ki) {
+        const int iy = y0 + ki * d.dh;
+        const bool row_inside = unsigned(iy) < unsigned(d.h);
+        for (int kj = 0; kj < d.kw; ++kj) {
+          const int ix = x0 + kj * d.dw;
+          const bool inside = row_inside && unsigned(ix) < unsigned(d.w);
+          out[(ki * d.kw + kj) * layout.ld] = inside ? xc[int64_t(iy) * d.w + ix] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// The first tap k < min(taps, period) with (t - k * dilation) a non-negative
+// multiple of stride, or `taps` when there is none: the taps that read padded
+// position t are k, k + period, ... while t - k * dilation >= 0.
+__device__ __forceinline__ int first_tap(int t, int dilation, int stride, int period, int taps) {
+  const int last = min(taps, period);
+  for (int k = 0; k < last; ++k) {
+    const int r = t - k * dilation;
+    if (r < 0) break;
+    if (r % stride == 0) return k;
+  }
+  return taps;
+}
+
+__global__ void col2im_kernel(PlaneDims d, const float* __restrict__ cols, float* __restrict__ x,
+                              int64_t images, int64_t channels, ColsLayout layout) {
+  const int q = blockIdx.x * blockDim.x + threadIdx.x;
+  if (q >= d.h * d.w) return;
+  const int iy = q / d.w, ix = q - iy * d.w;
+  const int ty = iy + d.ph, tx = ix + d.pw;  // position in the padded input
+  const int ki0 = first_tap(ty, d.dh, d.sh, d.period_h, d.kh);
+  const int kj0 = first_tap(tx, d.dw, d.sw, d.period_w, d.kw);
+  const int64_t in_plane = int64_t(d.h) * d.w, taps = int64_t(d.kh) * d.kw;
+  for (int64_t s = blockIdx.z; s < images; s += gridDim.z) {
+    for (int64_t c = blockIdx.y; c < channels; c += gridDim.y) {
+      const float* cc = cols + s * layout.image_stride + c * taps * layout.ld;
+      float acc = 0.0f;
+      for (int ki = ki0; ki < d.kh; ki += d.period_h) {
+        const int ry = ty - ki * d.dh;
+        if (ry < 0) break;
+        const int oy = ry / d.sh;
+        if (oy >= d.oh) continue;
+        for (int kj = kj0; kj < d.kw; kj += d.period_w) {
+          const int rx = tx - kj * d.dw;
+          if (rx < 0) break;
+          const int ox = rx / d.sw;
+          if (ox >= d.ow) continue;
+          acc += cc[(ki * d.kw + kj) * layout.ld + oy * d.ow + ox];
+        }
+      }
+      x[(s * channels + c) * in_plane + q] = acc;
+    }
+  }
+}
+
+// Rows of `plane` floats between the batch layout [image][channel][p] and the
+// GEMM's side-by-side layout [channel][image][p]; TO_BATCH adds bias[channel]
+// (when not null) on the way. src may equal dst (one image: both layouts agree).
+template <bool TO_BATCH>
+__global__ void move_rows(const float* src, const float* bias, float* dst, int64_t images,
+                          int64_t channels, int plane) {
+  const int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= plane) return;
+  for (int64_t s = blockIdx.z; s < images; s += gridDim.z) {
+    for (int64_t o = blockIdx.y; o < channels; o += gridDim.y) {
+      const int64_t batch = (s * channels + o) * plane + p, side = (o * images + s) * plane + p;
+      float v = src[TO_BATCH ? side : batch];
+      if (TO_BATCH && bias != nullptr) v += bias[o];
+      dst[TO_BATCH ? batch : side] = v;
+    }
+  }
+}
+
+constexpr int kReduceThreads = 256;
+
+// Sum of `v` over the block, valid in thread 0; a fixed shuffle tree, so the
+// result does not depend on timing. Ends in a barrier: `warp_sums` is free again.
+__device__ __forceinline__ float block_sum(float v, float* warp_sums) {
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  float total = 0.0f;
+  if (warp == 0) {
+    total = lane < kReduceThreads / 32 ? warp_sums[lane] : 0.0f;
+    for (int offset = 16; offset > 0; offset /= 2)
+      total += __shfl_xor_sync(0xffffffffu, total, offset);
+  }
+  __syncthreads();
+  return total;
+}
+
+// db[o] = sum of dy[:, o, :]: block per channel; thread t takes the flattened
+// (image, pixel) indices t, t + 256, ..., stepped without divisions.
+__global__ void __launch_bounds__(kReduceThreads)
+    bias_grad_kernel(const float* __restrict__ dy, float* __restrict__ db, int64_t images,
+                     int64_t channels, int64_t plane) {
+  __shared__ float warp_sums[kReduceThreads / 32];
+  const int64_t step_i = kReduceThreads / plane, step_p = kReduceThreads % plane;
+  for (int64_t o = blockIdx.x; o < channels; o += gridDim.x) {
+    float acc = 0.0f;
+    int64_t i = threadIdx.x / plane, p = threadIdx.x % plane;
+    while (i < images) {
+      acc += dy[(i * channels + o) * plane + p];
+      i += step_i;
+      p += step_p;
+      if (p >= plane) {
+        p -= plane;
+        ++i;
+      }
+    }
+    const float total = block_sum(acc, warp_sums);
+    if (threadIdx.x == 0) db[o] = total;
+  }
+}
+
+// ---- launch helpers --------------------------------------------------------
+
+void launch_im2col(const ConvGeometry& s, const float* x, float* cols, int64_t images,
+                   ColsLayout layout, cudaStream_t stream) {
+  if (images == 0 || s.c == 0) return;
+  const PlaneLaunch l = plane_launch(s.out_plane(), s.c, images);
+  PK_LAUNCH(l.grid, l.block, 0, stream, im2col_kernel)(plane_dims(s), x, cols, images, s.c,
+                                                       layout);
+  check_launch("im2col_kernel");
+}
+
+void launch_col2im(const ConvGeometry& s, const float* cols, float* x, int64_t images,
+                   ColsLayout layout, cudaStream_t stream) {
+  if (images == 0 || s.c == 0 || s.h * s.w == 0) return;
+  const PlaneLaunch l = plane_launch(s.h * s.w, s.c, images);
+  PK_LAUNCH(l.grid, l.block, 0, stream, col2im_kernel)(plane_dims(s), cols, x, images, s.c,
+                                                       layout);
+  check_launch("col2im_kernel");
+}
+
+template <bool TO_BATCH>
+void launch_move_rows(const float* src, const float* bias, float* dst, int64_t images,
+                      int64_t channels, int64_t plane, cudaStream_t stream) {
+  if (images == 0 || channels == 0) return;
+  const PlaneLaunch l = plane_launch(plane, channels, images);
+  PK_LAUNCH(l.grid, l.block, 0, stream, move_rows<TO_BATCH>)(src, bias, dst, images, channels,
+                                                             int(plane));
+  check_launch("move_rows");
+}
+
+// The chunk [i0, i0 + count) in the GEMMs' layout.
+struct Chunk {
+  int64_t i0, count, width;  // width = count * P: columns, the ld of every chunk matrix
+};
+
+Chunk chunk_at(const ConvGeometry& s, int64_t i0, int64_t chunk) {
+  const int64_t count = std::min(chunk, s.n - i0);
+  return {i0, count, count * s.out_plane()};
+}
+
+// The chunk's column matrix: x itself when pointwise, else im2col into `cols`.
+const float* chunk_columns(const ConvGeometry& s, const float* x, const Chunk& k, float* cols,
+                           cudaStream_t stream) {
+  const float* first = x + k.i0 * s.c * s.h * s.w;
+  if (s.is_pointwise()) return first;
+  launch_im2col(s, first, cols, k.count, {s.out_plane(), k.width}, stream);
+  return cols;
+}
+
+int64_t columns_floats(const ConvGeometry& s, int64_t chunk) {
+  return s.is_pointwise() ? 0 : s.col_rows() * chunk * s.out_plane();
+}
+
+bool fits_int(int64_t v) { return v <= INT_MAX; }
+
+bool mul_fits(int64_t a, int64_t b) { return a == 0 || b <= INT64_MAX / a; }
+
+std::string pair_str(int64_t a, int64_t b) {
+  return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
+}
+
+}  // namespace
+
+// ---- public entry points -----------------------------------------------------
+
+void ConvGeometry::finish() {
+  auto fail = [](const std::string& msg) { throw std::invalid_argument(msg); };
+  if (n < 0 || c < 0 || h < 0 || w < 0 || o < 0) fail("negative size in convolution shape");
+  if (kh < 1 || kw < 1) fail("kernel_size must be >= 1, got " + pair_str(kh, kw));
+  if (sh < 1 || sw < 1) fail("stride must be >= 1, got " + pair_str(sh, sw));
+  if (dh < 1 || dw < 1) fail("dilation must be >= 1, got " + pair_str(dh, dw));
+  if (ph < 0 || pw < 0) fail("padding must be >= 0, got " + pair_str(ph, pw));
+  if (groups < 1) fail("groups must be >= 1, got " + std::to_string(groups));
+  if (c % groups != 0 || o % groups != 0) {
+    fail("groups=" + std::to_string(groups) + " must divide the input channels (" +
+         std::to_string(c) + ") and the output channels (" + std::to_string(o) + ")");
+  }
+  // The kernels index within a plane in 32-bit ints: every extent below 2^29
+  // keeps padded sizes and dilated spans below 2^31.
+  constexpr int64_t kMaxExtent = int64_t{1} << 29;
+  if (std::max({h, w, ph, pw, kh, kw}) > kMaxExtent || dh > kMaxExtent / kh ||
+      dw > kMaxExtent / kw) {
+    fail("convolution too large for the GPU kernels: input " + pair_str(h, w) + ", padding " +
+         pair_str(ph, pw) + ", kernel " + pair_str(kh, kw) + " and dilation " +
+         pair_str(dh, dw) + " must each stay below 2^29");
+  }
+  const int64_t span_h = dh * (kh - 1) + 1, span_w = dw * (kw - 1) + 1;
+  const int64_t room_h = h + 2 * ph - span_h, room_w = w + 2 * pw - span_w;
+  if (room_h < 0 || room_w < 0) {
+    fail("output size would be below 1: padded input " + pair_str(h + 2 * ph, w + 2 * pw) +
+         " is smaller than the dilated kernel " + pair_str(span_h, span_w));
+  }
+  // A stride past the room only ever reads window 0: lowered, as on the CPU.
+  sh = std::min(sh, room_h + 1);
+  sw = std::min(sw, room_w + 1);
+  oh = room_h / sh + 1;
+  ow = room_w / sw + 1;
+  if (!fits_int(h * w) || !fits_int(oh * ow)) {
+    fail("convolution too large for the GPU kernels: input plane " + pair_str(h, w) +
+         " and output plane " + pair_str(oh, ow) + " must each have below 2^31 pixels");
+  }
+  const int64_t planes = std::max(h * w, oh * ow), channels = std::max(c, o);
+  const bool fits = c <= INT64_MAX / 2 && o <= INT64_MAX / 2 && mul_fits(c, kh * kw) &&
+                    mul_fits(c * kh * kw + o, oh * ow) &&
+                    mul_fits((c * kh * kw + o) * oh * ow, std::max<int64_t>(n, 1)) &&
+                    mul_fits(channels, planes) && mul_fits(n, channels * planes);
+  if (!fits) fail("convolution too large: its column matrix would not fit in memory");
+}
+
+int64_t conv2d_chunk_images(const ConvGeometry& s, int64_t max_floats) {
+  if (s.is_pointwise() || s.n <= 1) return 1;
+  const int64_t per_image = (s.col_rows() + s.o) * s.out_plane();
+  return std::clamp<int64_t>(max_floats / std::max<int64_t>(1, per_image), 1, s.n);
+}
+
+int64_t conv2d_workspace_floats(const ConvGeometry& s, int64_t chunk) {
+  if (s.n == 0) return 0;
+  chunk = std::clamp<int64_t>(chunk, 1, s.n);
+  const int64_t out = chunk > 1 ? s.o * chunk * s.out_plane() : 0;
+  return columns_floats(s, chunk) + out;
+}
+
+void im2col(const ConvGeometry& s, const float* x, float* cols, cudaStream_t stream) {
+  launch_im2col(s, x, cols, s.n, {s.col_rows() * s.out_plane(), s.out_plane()}, stream);
+}
+
+void col2im(const ConvGeometry& s, const float* cols, float* x, cudaStream_t stream) {
+  launch_col2im(s, cols, x, s.n, {s.col_rows() * s.out_plane(), s.out_plane()}, stream);
+}
+
+void conv2d_forward(const ConvGeometry& s, const float* x, const float* weight, const float* bias,
+                    float* y, float* workspace, int64_t chunk, cudaStream_t stream) {
+  if (s.n == 0 || s.o == 0) return;
+  if (s.is_pointwise()) chunk = 1;
+  const int64_t plane = s.out_plane(), og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
+  float* out_buffer = workspace + columns_floats(s, chunk);
+  for (int64_t i0 = 0; i0 < s.n; i0 += chunk) {
+    const Chunk k = chunk_at(s, i0, chunk);
+    const float* cols = chunk_columns(s, x, k, workspace, stream);
+    // One image: the GEMM writes y directly (both layouts agree).
+    float* y_chunk = y + k.i0 * s.o * plane;
+    float* out = k.count > 1 ? out_buffer : y_chunk;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      sgemm(GemmAlgo::Auto, false, false, og, k.width, kg, 1.0f, weight + g * og * kg, kg,
+            cols + g * kg * k.width, k.width, 0.0f, out + g * og * k.width, k.width, stream);
+    }
+    // The bias is added after the product, as on the CPU.
+    if (k.count > 1 || bias != nullptr) {
+      launch_move_rows<true>(out, bias, y_chunk, k.count, s.o, plane, stream);
+    }
+  }
+}
+
+void conv2d_backward(const ConvGeometry& s, const float* dy, const float* x, const float* weight,
+                     float* dx, float* dweight, float* dbias, float* workspace, int64_t chunk,
+                     cudaStream_t stream) {
+  const int64_t plane = s.out_plane(), og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
+  if (dbias != nullptr && s.o > 0) {
+    const unsigned blocks = unsigned(std::min<int64_t>(s.o, 65535));
+    PK_LAUNCH(blocks, kReduceThreads, 0, stream, bias_grad_kernel)(dy, dbias, s.n, s.o, plane);
+    check_launch("bias_grad_kernel");
+  }
+  if (dweight != nullptr && s.n == 0 && s.o * kg > 0) {
+    check(cudaMemsetAsync(dweight, 0, sizeof(float) * s.o * kg, stream), "cudaMemsetAsync");
+  }
+  if (s.n == 0 || s.o == 0 || (dx == nullptr && dweight == nullptr)) return;
+  if (s.is_pointwise()) chunk = 1;
+  float* cols_buffer = workspace;
+  float* dy_buffer = workspace + columns_floats(s, chunk);
+  for (int64_t i0 = 0; i0 < s.n; i0 += chunk) {
+    const Chunk k = chunk_at(s, i0, chunk);
+    const float* dmat = dy + k.i0 * s.o * plane;  // one image: already (O, P)
+    if (k.count > 1) {
+      launch_move_rows<false>(dmat, nullptr, dy_buffer, k.count, s.o, plane, stream);
+      dmat = dy_buffer;
+    }
+    if (dweight != nullptr) {
+      const float* cols = chunk_columns(s, x, k, cols_buffer, stream);
+      const float beta = i0 == 0 ? 0.0f : 1.0f;  // chunks summed in order
+      for (int64_t g = 0; g < s.groups; ++g) {
+        sgemm(GemmAlgo::Auto, false, true, og, kg, k.width, 1.0f, dmat + g * og * k.width,
+              k.width, cols + g * kg * k.width, k.width, beta, dweight + g * og * kg, kg, stream);
+      }
+    }
+    if (dx != nullptr) {
+      float* dx_chunk = dx + k.i0 * s.c * s.h * s.w;
+      // (the stream orders this after the weight-gradient GEMM read cols_buffer)
+      float* dcols = s.is_pointwise() ? dx_chunk : cols_buffer;
+      for (int64_t g = 0; g < s.groups; ++g) {
+        sgemm(GemmAlgo::Auto, true, false, kg, k.width, og, 1.0f, weight + g * og * kg, kg,
+              dmat + g * og * k.width, k.width, 0.0f, dcols + g * kg * k.width, k.width, stream);
+      }
+      if (!s.is_pointwise()) {
+        launch_col2im(s, dcols, dx_chunk, k.count, {plane, k.width}, stream);
+      }
+    }
+  }
+}
+
+}  // namespace pk::cuda

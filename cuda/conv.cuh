@@ -1,0 +1,71 @@
+// 2-D convolution on the GPU (NCHW activations, OIHW weights) as im2col +
+// pk::cuda::sgemm, and the public im2col / col2im. Same argument meanings and
+// layouts as the CPU kernels (csrc/include/pykernels/conv.h); see cuda/conv.cu
+// for the math, the parallelisation and the workspace bound.
+#pragma once
+
+#include <cstdint>
+
+#include "common.cuh"
+
+namespace pk::cuda {
+
+// Geometry of one convolution, the fields of pk::ConvShape. Callers fill the
+// input fields and call finish(), which validates and sets oh / ow.
+struct ConvGeometry {
+  int64_t n = 0, c = 0, h = 0, w = 0;  // input
+  int64_t o = 0;                       // output channels (0 for a bare im2col / col2im)
+  int64_t kh = 1, kw = 1;              // kernel
+  int64_t sh = 1, sw = 1;              // stride
+  int64_t ph = 0, pw = 0;              // zero padding
+  int64_t dh = 1, dw = 1;              // dilation
+  int64_t groups = 1;
+  int64_t oh = 0, ow = 0;              // output, set by finish()
+
+  // Checks the parameters (std::invalid_argument naming the offender),
+  // computes oh, ow as torch does, (h + 2p - d (k - 1) - 1) / s + 1, and
+  // lowers a stride past the room to room + 1 (same output). Also refuses
+  // planes whose in-plane indices would not fit the kernels' 32-bit arithmetic.
+  void finish();
+
+  int64_t c_per_group() const { return c / groups; }
+  int64_t o_per_group() const { return o / groups; }
+  int64_t col_rows() const { return c * kh * kw; }  // im2col rows of one image
+  int64_t out_plane() const { return oh * ow; }
+  bool is_pointwise() const {  // 1x1, stride 1, no padding: the input is the column matrix
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+  }
+};
+
+// Default cap on the conv workspace, in floats (128 MiB).
+constexpr int64_t kConvWorkspaceFloats = int64_t{1} << 25;
+
+// Images per chunk S for a workspace cap of `max_floats`: the largest S <= n
+// with (C*kh*kw + O) * S * OH*OW <= max_floats, at least 1; 1 when pointwise.
+int64_t conv2d_chunk_images(const ConvGeometry& s, int64_t max_floats);
+
+// Floats of workspace conv2d_forward / conv2d_backward need with chunks of
+// `chunk` images: (C*kh*kw [not pointwise] + O [chunk > 1]) * chunk * OH*OW.
+int64_t conv2d_workspace_floats(const ConvGeometry& s, int64_t chunk);
+
+// cols (n, c*kh*kw, oh*ow) from x (n, c, h, w): torch.nn.functional.unfold.
+void im2col(const ConvGeometry& s, const float* x, float* cols, cudaStream_t stream);
+
+// x (n, c, h, w) = fold(cols): each pixel sums the entries read from it, in
+// (ki, kj) order (a gather, no atomics): bitwise the CPU col2im.
+void col2im(const ConvGeometry& s, const float* cols, float* x, cudaStream_t stream);
+
+// y (n, o, oh, ow) = conv(x, weight) + bias (bias may be null). `workspace`
+// holds conv2d_workspace_floats(s, chunk) floats; chunk = conv2d_chunk_images.
+void conv2d_forward(const ConvGeometry& s, const float* x, const float* weight, const float* bias,
+                    float* y, float* workspace, int64_t chunk, cudaStream_t stream);
+
+// dx (n, c, h, w), dweight (o, c/groups, kh, kw), dbias (o) from dy
+// (n, o, oh, ow); any output may be null to skip it. Deterministic: the
+// weight gradient sums chunks in order (GEMM beta = 1), the bias gradient is
+// a fixed-order block reduction, dx a gather.
+void conv2d_backward(const ConvGeometry& s, const float* dy, const float* x, const float* weight,
+                     float* dx, float* dweight, float* dbias, float* workspace, int64_t chunk,
+                     cudaStream_t stream);
+
+}  // namespace pk::cuda

@@ -126,7 +126,14 @@ def _train(args) -> int:
     from .train import fit
 
     if args.distributed:
+        if args.device != "cpu":
+            print("--distributed trains on the CPU; drop --device cuda", file=sys.stderr)
+            return 2
         return _train_distributed(args)
+    if args.device == "cuda" and not pykernels.cuda.is_available():
+        print("--device cuda: no usable CUDA GPU (or pykernels was built without CUDA)",
+              file=sys.stderr)
+        return 2
     if args.sync_bn:
         print("--sync-bn needs --distributed", file=sys.stderr)
         return 2
@@ -136,8 +143,8 @@ def _train(args) -> int:
     checkpoint = args.checkpoint or (_default_checkpoint(out) if args.resume else None)
     _, accuracy, seconds = fit(args.model, args.data, args.epochs, args.seed, args.batch_size,
                                args.lr, progress=True, out=out, checkpoint=checkpoint,
-                               resume=args.resume)
-    print(f"{args.model} on {args.data}: test accuracy {accuracy:.4f} "
+                               resume=args.resume, device=args.device)
+    print(f"{args.model} on {args.data} ({args.device}): test accuracy {accuracy:.4f} "
           f"({seconds:.1f} s training); weights saved to {out}")
     return 0
 
@@ -237,6 +244,8 @@ def main(argv=None) -> int:
                        "with --distributed or --resume: MODEL_DATA.ckpt.npz)")
     train.add_argument("--resume", action="store_true",
                        help="continue from the checkpoint's last saved epoch")
+    train.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="train on the CPU or on the GPU (CuPy arrays, pykernels' CUDA kernels)")
     evaluate = sub.add_parser("eval", help="report test accuracy of saved weights")
     evaluate.add_argument("model", choices=sorted(_presets()))
     evaluate.add_argument("--weights", help="weights file (default: MODEL_DATA.npz)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import nn
+from ._backend import array_module
 
 
 class LeNet5(nn.Sequential):
@@ -111,10 +112,10 @@ class LSTMClassifier(nn.Module):
     def forward(self, x):
         y, _ = self.lstm(x)
         self._seq_shape = y.shape
-        return self.fc(np.ascontiguousarray(y[:, -1]))
+        return self.fc(array_module(y).ascontiguousarray(y[:, -1]))
 
     def backward(self, dlogits):
         shape = self._saved(self._seq_shape)
-        dy = np.zeros(shape, np.float32)
+        dy = array_module(dlogits).zeros(shape, np.float32)
         dy[:, -1] = self.fc.backward(dlogits)
         return self.lstm.backward(dy)

@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from . import data, models, nn, optim
+from .nn.module import move
 
 
 @dataclass
@@ -55,12 +56,14 @@ def load_dataset(name: str, seed: int = 0, test_fraction: float = 0.2):
 
 
 def evaluate(model: nn.Module, x, y, batch_size: int = 256) -> float:
-    """Accuracy of `model` (in eval mode) on (x, y)."""
+    """Accuracy of `model` (in eval mode) on host arrays (x, y); batches go to
+    the model's device."""
     model.eval()
     correct = 0
     for start in range(0, len(x), batch_size):
-        logits = model(np.ascontiguousarray(x[start:start + batch_size]))
-        correct += int((logits.argmax(axis=1) == y[start:start + batch_size]).sum())
+        xb = move(np.ascontiguousarray(x[start:start + batch_size]), model.device)
+        yb = move(y[start:start + batch_size], model.device)
+        correct += int((model(xb).argmax(axis=1) == yb).sum())
     return correct / max(1, len(x))
 
 
@@ -77,7 +80,8 @@ def train_step(model: nn.Module, loss_fn, optimizer, xb, yb):
 def fit(model_name: str, dataset: str = "digits", epochs: int | None = None, seed: int = 0,
         batch_size: int | None = None, lr: float | None = None, progress: bool = True,
         out: str | None = None, distributed: bool = False, sync_bn: bool = False,
-        checkpoint: str | None = None, resume: bool = False, report: dict | None = None):
+        checkpoint: str | None = None, resume: bool = False, report: dict | None = None,
+        device: str = "cpu"):
     """Train a preset model; returns (model, test accuracy, seconds).
 
     distributed: data-parallel over MPI.COMM_WORLD (pykernels.distributed);
@@ -85,14 +89,17 @@ def fit(model_name: str, dataset: str = "digits", epochs: int | None = None, see
     rank 0 shows progress and writes files. sync_bn: synchronized batch norm.
     checkpoint: written after every epoch (weights, momentum, epoch, RNG
     state); resume: start after the epoch it holds. report: a dict filled
-    with timings (epoch_seconds, allreduce_seconds, ranks)."""
+    with timings (epoch_seconds, allreduce_seconds, ranks). device: 'cpu' or
+    'cuda'; each batch is copied to the device as it is used."""
     preset = PRESETS[model_name]
+    if distributed and device != "cpu":
+        raise ValueError("distributed training runs on the CPU; use device='cpu'")
     epochs = epochs or preset.epochs
     nn.manual_seed(seed)
     x_train, y_train, x_test, y_test = load_dataset(dataset, seed)
     x_train, x_test = preset.shape(x_train), preset.shape(x_test)
     classes = int(max(y_train.max(), y_test.max())) + 1
-    model = preset.build(classes)
+    model = preset.build(classes).to(device)
     dp = None
     if distributed:
         from .distributed import DataParallel
@@ -129,6 +136,7 @@ def fit(model_name: str, dataset: str = "digits", epochs: int | None = None, see
         seen = correct = 0
         total_loss = 0.0
         for xb, yb, *global_count in bar:
+            xb, yb = move(xb, device), move(yb, device)
             if dp is None:
                 loss, hits = train_step(model, loss_fn, optimizer, xb, yb)
             else:

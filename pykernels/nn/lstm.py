@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from .._backend import array_module
+
 from .. import functional as F
 from . import init
 from .module import Module, Parameter
@@ -45,10 +47,11 @@ class LSTM(Module):
             layout = "(N, T, I)" if self.batch_first else "(T, N, I)"
             raise ValueError(f"{self!r}: expected input of shape "
                              f"{layout.replace('I', str(self.input_size))}, got {tuple(x.shape)}")
-        seq = np.ascontiguousarray(x.transpose(1, 0, 2)) if self.batch_first else x
+        xp = array_module(x)
+        seq = xp.ascontiguousarray(x.transpose(1, 0, 2)) if self.batch_first else x
         batch, hidden = seq.shape[1], self.hidden_size
         if state is None:
-            zeros = np.zeros((self.num_layers, batch, hidden), np.float32)
+            zeros = xp.zeros((self.num_layers, batch, hidden), np.float32)
             state = (zeros, zeros)
         h0, c0 = state
         expected = (self.num_layers, batch, hidden)
@@ -63,14 +66,15 @@ class LSTM(Module):
             hns.append(hn)
             cns.append(cn)
         self._caches = caches
-        y = np.ascontiguousarray(seq.transpose(1, 0, 2)) if self.batch_first else seq
-        return y, (np.stack(hns), np.stack(cns))
+        y = xp.ascontiguousarray(seq.transpose(1, 0, 2)) if self.batch_first else seq
+        return y, (xp.stack(hns), xp.stack(cns))
 
     def backward(self, dy, dhn=None, dcn=None):
         caches = self._saved(self._caches)
-        grad = np.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy
+        xp = array_module(dy)
+        grad = xp.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy
         batch = caches[0].h0.shape[0]
-        zeros = np.zeros((self.num_layers, batch, self.hidden_size), np.float32)
+        zeros = xp.zeros((self.num_layers, batch, self.hidden_size), np.float32)
         dhn = zeros if dhn is None else dhn
         dcn = zeros if dcn is None else dcn
         for k in reversed(range(self.num_layers)):
@@ -80,4 +84,4 @@ class LSTM(Module):
             w_hh.grad += dw_hh
             b_ih.grad += db
             b_hh.grad += db
-        return np.ascontiguousarray(grad.transpose(1, 0, 2)) if self.batch_first else grad
+        return xp.ascontiguousarray(grad.transpose(1, 0, 2)) if self.batch_first else grad

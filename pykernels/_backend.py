@@ -7,7 +7,6 @@ either eagerly beyond what the caller asks for.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import importlib
 
@@ -53,25 +52,21 @@ def is_foreign_device_array(x) -> bool:
     return hasattr(x, "__cuda_array_interface__") and not is_cupy_array(x)
 
 
-# Set for the duration of a public call that received a foreign array whose
-# interface names a stream: work then goes on that stream, as the protocol asks.
-_interface_stream: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "pykernels_interface_stream", default=None)
-
-
 def _wrap_foreign(value):
     import cupy
 
     stream = value.__cuda_array_interface__.get("stream")
-    # CuPy's consumer honours the producer's stream itself; our launches go on
-    # that stream too, so nothing runs before the producer's work.
+    # CuPy's consumer honours the producer's stream itself; the whole op then
+    # runs on that stream too (see accepts_cuda_interface).
     return cupy.asarray(value), (int(stream) if stream else None)
 
 
 def accepts_cuda_interface(op):
     """Lets `op` take any __cuda_array_interface__ object where it takes a
     CuPy array: such arguments become zero-copy CuPy views, and the stream
-    their interface names becomes the launch stream for the call."""
+    the first of their interfaces names becomes CuPy's current stream for the
+    call, so our launches, CuPy's copies and the pool's allocations are all
+    ordered on the caller's stream."""
 
     @functools.wraps(op)
     def wrapper(*args, **kwargs):
@@ -89,11 +84,12 @@ def accepts_cuda_interface(op):
 
         args = tuple(convert(a) for a in args)
         kwargs = {k: convert(v) for k, v in kwargs.items()}
-        token = _interface_stream.set(streams[0] if streams else _interface_stream.get())
-        try:
+        if not streams:
             return op(*args, **kwargs)
-        finally:
-            _interface_stream.reset(token)
+        import cupy
+
+        with cupy.cuda.ExternalStream(streams[0]):
+            return op(*args, **kwargs)
 
     return wrapper
 
@@ -122,12 +118,9 @@ def require_cuda():
 
 
 def current_stream_ptr() -> int:
-    """The stream GPU work goes on: the one a foreign array's interface named
-    for this call, else CuPy's current stream (0, the legacy default, unless
-    the caller entered a `with cupy.cuda.Stream():` block)."""
-    named = _interface_stream.get()
-    if named is not None:
-        return named
+    """The stream GPU work goes on: CuPy's current stream (0, the legacy
+    default, unless the caller entered a `with cupy.cuda.Stream():` block or
+    passed a foreign array whose interface names a stream)."""
     import cupy
 
     return cupy.cuda.get_current_stream().ptr

@@ -123,8 +123,11 @@ def _leading_dimension(view) -> int:
 
 
 def _byte_span(x):
+    """[first, last + 1) bytes a view touches, padding between rows included
+    (non-negative strides: the views gemm passes on are row-major)."""
     start = x.data.ptr
-    return start, start + x.nbytes
+    last = sum((d - 1) * s for d, s in zip(x.shape, x.strides))
+    return start, start + last + x.itemsize
 
 
 def _overlaps(x, y) -> bool:

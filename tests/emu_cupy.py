@@ -106,6 +106,11 @@ class _Stream:
 _current = [_Stream(null=True)]
 
 
+class _ExternalStream(_Stream):
+    def __init__(self, ptr: int):
+        self.ptr = ptr
+
+
 class _Event:
     def record(self, stream=None):
         pass
@@ -116,6 +121,7 @@ class _Event:
 
 cuda = types.SimpleNamespace(
     Stream=_Stream,
+    ExternalStream=_ExternalStream,
     Event=_Event,
     get_current_stream=lambda: _current[-1],
     Device=lambda device=0: types.SimpleNamespace(synchronize=lambda: None),

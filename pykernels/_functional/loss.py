@@ -67,13 +67,9 @@ def cross_entropy(logits, labels):
     n, classes = logits.shape
     probs = cupy.empty(logits.shape, dtype=cupy.float32)
     workspace = cupy.empty(n + 1, dtype=cupy.float64)  # row losses, then the mean
-    stream = current_stream_ptr()
-    cuda = require_cuda()
-    cuda.cross_entropy_forward(logits.data.ptr, labels.data.ptr, probs.data.ptr,
-                               workspace.data.ptr, n, classes, stream)
-    # The launch stream may be a foreign array's, not CuPy's current one that
-    # asnumpy copies on: wait for it first.
-    cuda.synchronize(stream)
+    require_cuda().cross_entropy_forward(logits.data.ptr, labels.data.ptr, probs.data.ptr,
+                                         workspace.data.ptr, n, classes, current_stream_ptr())
+    # asnumpy copies on the same (current) stream, after the kernel.
     return np.float32(cupy.asnumpy(workspace[n:])[0]), probs
 
 

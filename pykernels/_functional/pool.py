@@ -144,16 +144,10 @@ def max_pool2d_backward(dy, indices, input_shape):
 def _max_pool2d_backward_gpu(dy4, idx4, dx):
     import cupy
 
-    stream = current_stream_ptr()
     bad = cupy.zeros(1, dtype=cupy.int32)
     require_cuda().max_pool2d_backward(dy4.data.ptr, idx4.data.ptr, dx.data.ptr, bad.data.ptr,
-                                       *_planes(dx.shape), *dy4.shape[2:], stream)
-    if stream == cupy.cuda.get_current_stream().ptr:
-        flag = cupy.asnumpy(bad)
-    else:  # the launch went on a foreign array's stream: read the flag after it
-        with cupy.cuda.ExternalStream(stream):
-            flag = cupy.asnumpy(bad)
-    if flag[0]:
+                                       *_planes(dx.shape), *dy4.shape[2:], current_stream_ptr())
+    if cupy.asnumpy(bad)[0]:  # ordered after the kernel: same (current) stream
         raise ValueError("indices lie outside their H x W input plane")
 
 

@@ -272,7 +272,9 @@ int64_t columns_floats(const ConvGeometry& s, int64_t chunk) {
   return s.is_pointwise() ? 0 : s.col_rows() * chunk * s.out_plane();
 }
 
-bool fits_int(int64_t v) { return v <= INT_MAX; }
+// Planes are indexed with int inside the kernels, and a grid rounds the
+// plane up to whole 256-thread blocks: keep that rounded count in range too.
+bool fits_int(int64_t v) { return v <= INT_MAX - 256; }
 
 bool mul_fits(int64_t a, int64_t b) { return a == 0 || b <= INT64_MAX / a; }
 

@@ -22,8 +22,9 @@
 //   summed chunk by chunk in chunk order, never per thread.
 // - Forward and backward work on chunks of S images whose columns sit side by
 //   side, so the GEMMs are S*P wide (AlexNet conv3-5 have P = 169: single
-//   images make thin GEMMs) and pack the weights once per chunk; the weight
-//   gradient GEMM then sums S*P terms at once.
+//   images make thin GEMMs); the weight gradient GEMM then sums S*P terms at
+//   once. With more than one chunk the weights (W forward, W^T for dx) are
+//   packed for the GEMM once per call and shared by every chunk.
 //   S = min(ceil(1024 / P), max(1, N / 4)), further capped at 2^18 / (C*kh*kw*P)
 //   when one image's columns are at most 2^18 floats (so a chunk's stay in L2),
 //   1 when pointwise; it depends on the shape, not on the thread count, which
@@ -40,8 +41,10 @@
 // images, 1 in the sequential mode; Ph = sh*sw*ceil((H+2ph)/sh)*ceil((W+2pw)/sw),
 // about one padded input channel, when the phase split is used (sw > 1 and
 // OW >= 32), else 0):
-//   forward:  team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1]) + T * Ph
-//   backward: team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1] + O * Kg) + T * Ph
+//   forward:  team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1]) + T * Ph + Wp
+//   backward: team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1] + O * Kg) + T * Ph + Wp
+// where Wp, the packed weights when there are several chunks, is about the
+// weight's own size (rows rounded up to the micro-kernel's register tile).
 // It grows with the image, never with the batch: AlexNet conv1 forward
 // (363 x 3025 columns) needs 4.4 MB per thread at any batch size.
 // conv2d_{forward,backward}_workspace compute these numbers.
@@ -57,16 +60,13 @@
 #include <string>
 #include <vector>
 
+#include "pykernels/conv_geometry.h"
 #include "pykernels/gemm.h"
 
 namespace pk {
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-std::string pair_str(int64_t a, int64_t b) {
-  return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
-}
 
 // Test and benchmark hook: 0 = choose, 1 = always images, 2 = always sequential.
 std::atomic<int> g_parallel_mode{0};
@@ -360,9 +360,8 @@ void for_images_in_parallel(int64_t count, int threads, Body body) {
 // ---- forward -------------------------------------------------------------
 
 // Images per chunk: their column matrices sit side by side so that the GEMMs
-// are wide (AlexNet conv3-5 have P = 169) and the weights are packed once per
-// chunk. When one image's columns are small but a full chunk's would not fit
-// in L2 (ResNet's 64-channel 8x8 layers: 576 x 1024 floats), the chunk shrinks
+// are wide (AlexNet conv3-5 have P = 169). When one image's columns are small
+// but a full chunk's would not fit in L2 (ResNet's 64-channel 8x8 layers: 576 x 1024 floats), the chunk shrinks
 // to what fits, so im2col's output is still cached when the GEMM reads it.
 // A function of the shape only, never of the thread count.
 constexpr int64_t kTargetColumns = 1024;
@@ -376,8 +375,11 @@ int64_t chunk_images(const ConvShape& s) {
   return std::max<int64_t>(1, std::min(want, std::max<int64_t>(1, s.n / 4)));
 }
 
-// Uninitialised scratch: every float is written before it is read, and
-// zero-filling megabytes per call (std::vector::resize) showed in profiles.
+// Uninitialised, grow-only scratch, one set per thread (thread_local below)
+// and kept between calls, as the GEMM keeps its packing buffers: every float
+// is written before it is read, and both zero-filling megabytes per call and
+// the page faults of fresh allocations showed in profiles (3-5% of conv4's
+// backward at batch 16).
 class Buffer {
  public:
   float* get(int64_t n) {
@@ -394,14 +396,58 @@ class Buffer {
   int64_t size_ = 0;
 };
 
+// The weights as the A operand of every chunk's GEMMs, group by group:
+// W_g (O/g, Kg) forward, W_g^T (Kg, O/g) for backward-data. With several
+// chunks they are packed once per call (PackedOperand) instead of once per
+// chunk: for AlexNet conv4 at batch 16 the repacking was 8% of the forward.
+class WeightOperand {
+ public:
+  WeightOperand(const ConvShape& s, const float* weight, bool transposed, int64_t chunks)
+      : weight_(weight), transposed_(transposed), og_(s.o_per_group()),
+        kg_(s.c_per_group() * s.kh * s.kw) {
+    if (chunks < 2) return;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      packed_.push_back(PackedOperand::pack_a(transposed, rows(), depth(), group(g), kg_));
+    }
+  }
+
+  // C (rows x n) = A_g @ B (depth x n), overwriting C.
+  void gemm(int64_t g, int64_t n, const float* b, int64_t ldb, float* c, int64_t ldc) const {
+    if (!packed_.empty()) {
+      sgemm(packed_[g], false, n, 1.0f, b, ldb, 0.0f, c, ldc);
+    } else {
+      sgemm(GemmAlgo::Auto, transposed_, false, rows(), n, depth(), 1.0f, group(g), kg_, b, ldb,
+            0.0f, c, ldc);
+    }
+  }
+
+  static int64_t packed_floats(const ConvShape& s, bool transposed, int64_t chunks) {
+    const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
+    const int64_t one = transposed ? PackedOperand::floats(PackedOperand::Side::A, kg, og)
+                                   : PackedOperand::floats(PackedOperand::Side::A, og, kg);
+    return chunks < 2 ? 0 : s.groups * one;
+  }
+
+ private:
+  int64_t rows() const { return transposed_ ? kg_ : og_; }
+  int64_t depth() const { return transposed_ ? og_ : kg_; }
+  const float* group(int64_t g) const { return weight_ + g * og_ * kg_; }
+
+  const float* weight_;
+  bool transposed_;
+  int64_t og_, kg_;
+  std::vector<PackedOperand> packed_;
+};
+
 struct ForwardScratch {
   Buffer cols;  // (C*kh*kw, S*P)
   Buffer out;   // (O, S*P) when S > 1; a single image writes y directly
 };
+thread_local ForwardScratch t_forward;
 
 // y of images [i0, i1) = W @ cols + bias, group by group. The bias is added
 // after the product (not as the GEMM's beta) so every chunk size rounds alike.
-void forward_chunk(const ConvShape& s, const float* x, const float* weight, const float* bias,
+void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weight, const float* bias,
                    int64_t i0, int64_t i1, ForwardScratch& ws, float* y, bool parallel) {
   const int64_t plane = s.out_plane(), width = (i1 - i0) * plane;
   const int64_t image_in = s.c * s.h * s.w, image_out = s.o * plane;
@@ -419,8 +465,7 @@ void forward_chunk(const ConvShape& s, const float* x, const float* weight, cons
     out = ws.out.get(s.o * width);
   }
   for (int64_t g = 0; g < s.groups; ++g) {
-    sgemm(GemmAlgo::Auto, false, false, og, width, kg, 1.0f, weight + g * og * kg, kg,
-          b_mat + g * kg * width, width, 0.0f, out + g * og * width, width);
+    weight.gemm(g, width, b_mat + g * kg * width, width, out + g * og * width, width);
   }
   if (i1 - i0 == 1 && bias == nullptr) return;
   const bool worth = parallel && s.o * width >= kMinParallelFloats;
@@ -442,7 +487,7 @@ struct BackwardArgs {
   const ConvShape& s;
   const float* dy;
   const float* x;
-  const float* weight;
+  const WeightOperand& weight_t;  // W_g^T, for dx
   float* dx;
   float* dweight;
   int64_t chunk;  // S
@@ -450,15 +495,18 @@ struct BackwardArgs {
 
 // Per-thread scratch of the backward pass.
 struct BackwardScratch {
-  Buffer cols;  // (C*kh*kw, S*P): im2col of the chunk, then W^T @ dy
-  Buffer dyc;   // (O, S*P): dy of the chunk, images side by side
+  Buffer cols;   // (C*kh*kw, S*P): im2col of the chunk, then W^T @ dy
+  Buffer dyc;    // (O, S*P): dy of the chunk, images side by side
+  Buffer parts;  // weight-gradient terms (O, Kg), one per thread of the team
 
-  explicit BackwardScratch(const BackwardArgs& a) {
+  BackwardScratch& fit(const BackwardArgs& a) {
     const int64_t width = a.chunk * a.s.out_plane();
     if (!a.s.is_pointwise()) cols.get(a.s.col_rows() * width);
     if (a.chunk > 1) dyc.get(a.s.o * width);
+    return *this;
   }
 };
+thread_local BackwardScratch t_backward;
 
 // Copies dy of images [i0, i1) into (O, count*P) with the images side by side.
 void gather_dy(const ConvShape& s, const float* dy, int64_t i0, int64_t i1, float* dyc,
@@ -505,8 +553,7 @@ void backward_chunk_work(const BackwardArgs& a, int64_t ci, BackwardScratch& ws,
   if (a.dx != nullptr) {
     float* dcols = s.is_pointwise() ? a.dx + i0 * image_in : ws.cols.data();
     for (int64_t g = 0; g < s.groups; ++g) {
-      sgemm(GemmAlgo::Auto, true, false, kg, width, og, 1.0f, a.weight + g * og * kg, kg,
-            dmat + g * og * width, width, 0.0f, dcols + g * kg * width, width);
+      a.weight_t.gemm(g, width, dmat + g * og * width, width, dcols + g * kg * width, width);
     }
     if (!s.is_pointwise()) {
       for (int64_t i = i0; i < i1; ++i) {
@@ -559,26 +606,26 @@ void add_parts_in_order(float* dweight, const float* parts, int64_t part_size, i
 
 void backward_over_images(const BackwardArgs& a, int64_t chunks, int threads) {
   const int64_t part_size = a.s.o * a.s.c_per_group() * a.s.kh * a.s.kw;
-  std::vector<float> parts(a.dweight != nullptr ? threads * part_size : 0);
+  float* parts = a.dweight != nullptr ? t_backward.parts.get(threads * part_size) : nullptr;
   const int64_t waves = ceil_div(chunks, threads);
 #pragma omp parallel num_threads(threads)
   {
     omp_set_num_threads(1);  // single-threaded GEMMs inside this team
     const int self = omp_get_thread_num();
     const int team = omp_get_num_threads();  // may be fewer than asked
-    BackwardScratch ws(a);
+    BackwardScratch& ws = t_backward.fit(a);
     // Wave w gives chunk w*threads + t to thread t (t >= team: covered by
     // thread t % team), then the team adds the wave's terms in chunk order.
     for (int64_t wave = 0; wave < waves; ++wave) {
       for (int t = self; t < threads; t += team) {
         const int64_t ci = wave * threads + t;
         if (ci >= chunks) continue;
-        float* part = a.dweight != nullptr ? parts.data() + t * part_size : nullptr;
+        float* part = a.dweight != nullptr ? parts + t * part_size : nullptr;
         backward_chunk_work(a, ci, ws, part, false);
       }
       if (a.dweight != nullptr) {
 #pragma omp barrier
-        add_parts_in_order(a.dweight, parts.data(), part_size,
+        add_parts_in_order(a.dweight, parts, part_size,
                            std::min<int64_t>(threads, chunks - wave * threads));
         // (the omp for ends in a barrier, so the parts are free again)
       }
@@ -588,14 +635,14 @@ void backward_over_images(const BackwardArgs& a, int64_t chunks, int threads) {
 
 void backward_sequential(const BackwardArgs& a, int64_t chunks) {
   const int64_t part_size = a.s.o * a.s.c_per_group() * a.s.kh * a.s.kw;
-  std::vector<float> part(a.dweight != nullptr ? part_size : 0);
-  BackwardScratch ws(a);
+  BackwardScratch& ws = t_backward.fit(a);
+  float* part = a.dweight != nullptr ? ws.parts.get(part_size) : nullptr;
   for (int64_t ci = 0; ci < chunks; ++ci) {
-    backward_chunk_work(a, ci, ws, a.dweight != nullptr ? part.data() : nullptr, true);
+    backward_chunk_work(a, ci, ws, part, true);
     if (a.dweight != nullptr) {
       const bool worth = part_size >= kMinParallelFloats;
 #pragma omp parallel if (worth)
-      add_parts_in_order(a.dweight, part.data(), part_size, 1);
+      add_parts_in_order(a.dweight, part, part_size, 1);
     }
   }
 }
@@ -605,39 +652,9 @@ void backward_sequential(const BackwardArgs& a, int64_t chunks) {
 // ---- public entry points --------------------------------------------------
 
 void ConvShape::finish() {
-  auto fail = [](const std::string& msg) { throw std::invalid_argument(msg); };
-  if (n < 0 || c < 0 || h < 0 || w < 0 || o < 0) fail("negative size in convolution shape");
-  if (kh < 1 || kw < 1) fail("kernel_size must be >= 1, got " + pair_str(kh, kw));
-  if (sh < 1 || sw < 1) fail("stride must be >= 1, got " + pair_str(sh, sw));
-  if (dh < 1 || dw < 1) fail("dilation must be >= 1, got " + pair_str(dh, dw));
-  if (ph < 0 || pw < 0) fail("padding must be >= 0, got " + pair_str(ph, pw));
-  if (groups < 1) fail("groups must be >= 1, got " + std::to_string(groups));
-  if (c % groups != 0 || o % groups != 0) {
-    fail("groups=" + std::to_string(groups) + " must divide the input channels (" +
-         std::to_string(c) + ") and the output channels (" + std::to_string(o) + ")");
-  }
   // Bounds that keep every product below in int64 (no such extent fits in
   // memory anyway): sizes, padding and dilated kernel spans below 2^40.
-  constexpr int64_t kMaxExtent = int64_t{1} << 40;
-  if (std::max({h, w, ph, pw, kh, kw}) > kMaxExtent || dh > kMaxExtent / kh ||
-      dw > kMaxExtent / kw) {
-    fail("convolution too large: input " + pair_str(h, w) + ", padding " + pair_str(ph, pw) +
-         ", kernel " + pair_str(kh, kw) + " and dilation " + pair_str(dh, dw) +
-         " must each stay below 2^40");
-  }
-  const int64_t span_h = dh * (kh - 1) + 1, span_w = dw * (kw - 1) + 1;
-  const int64_t room_h = h + 2 * ph - span_h, room_w = w + 2 * pw - span_w;
-  if (room_h < 0 || room_w < 0) {
-    fail("output size would be below 1: padded input " + pair_str(h + 2 * ph, w + 2 * pw) +
-         " is smaller than the dilated kernel " + pair_str(span_h, span_w));
-  }
-  // A stride past the room only ever reads window 0, so it is lowered to
-  // room + 1: same output, and the stride-phase split (sh * sw planes) stays
-  // the size of the padded input instead of the size of the stride.
-  sh = std::min(sh, room_h + 1);
-  sw = std::min(sw, room_w + 1);
-  oh = room_h / sh + 1;
-  ow = room_w / sw + 1;
+  finish_conv_geometry(*this, int64_t{1} << 40, "");
   int64_t plane = 0, cols = 0;
   const int64_t phase_h = ceil_div(h + 2 * ph, sh) * sh, phase_w = ceil_div(w + 2 * pw, sw) * sw;
   if (__builtin_mul_overflow(phase_h, phase_w, &plane) || plane > (int64_t{1} << 52) ||
@@ -645,7 +662,8 @@ void ConvShape::finish() {
       __builtin_mul_overflow(cols, oh, &cols) || __builtin_mul_overflow(cols, ow, &cols) ||
       __builtin_mul_overflow(cols, n, &cols) || __builtin_mul_overflow(o, oh * ow, &plane) ||
       __builtin_mul_overflow(plane, n, &plane)) {
-    fail("convolution too large: its column matrix or padded planes would not fit in memory");
+    throw std::invalid_argument(
+        "convolution too large: its column matrix or padded planes would not fit in memory");
   }
 }
 
@@ -678,17 +696,16 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* weight, con
   if (s.n == 0 || s.o == 0) return;
   const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
   const int threads = omp_get_max_threads();
+  const WeightOperand w(s, weight, false, chunks);
   if (over_images(chunks, threads)) {
-    std::vector<ForwardScratch> ws(threads);
-    for_images_in_parallel(chunks, threads, [&](int64_t ci, int self) {
-      forward_chunk(s, x, weight, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), ws[self], y,
+    for_images_in_parallel(chunks, threads, [&](int64_t ci, int) {
+      forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), t_forward, y,
                     false);
     });
     return;
   }
-  ForwardScratch ws;
   for (int64_t ci = 0; ci < chunks; ++ci) {
-    forward_chunk(s, x, weight, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), ws, y, true);
+    forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), t_forward, y, true);
   }
 }
 
@@ -699,8 +716,9 @@ void conv2d_backward(const ConvShape& s, const float* dy, const float* x, const 
     std::fill(dweight, dweight + s.o * s.c_per_group() * s.kh * s.kw, 0.0f);
   }
   if (s.n == 0 || (dx == nullptr && dweight == nullptr)) return;
-  BackwardArgs a{s, dy, x, weight, dx, dweight, chunk_images(s)};
-  const int64_t chunks = ceil_div(s.n, a.chunk);
+  const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
+  const WeightOperand w_t(s, weight, true, dx != nullptr ? chunks : 0);
+  BackwardArgs a{s, dy, x, w_t, dx, dweight, chunk};
   const int threads = omp_get_max_threads();
   if (over_images(chunks, threads)) {
     backward_over_images(a, chunks, threads);
@@ -721,7 +739,8 @@ int64_t conv2d_forward_workspace(const ConvShape& s, int threads) {
   const int64_t team = over_images(ceil_div(s.n, chunk), threads) ? threads : 1;
   const int64_t cols = s.is_pointwise() ? 0 : s.col_rows() * width;
   const int64_t out = chunk > 1 ? s.o * width : 0;
-  return team * (cols + out) + phase_workspace(s, threads);
+  return team * (cols + out) + phase_workspace(s, threads) +
+         WeightOperand::packed_floats(s, false, ceil_div(s.n, chunk));
 }
 
 int64_t conv2d_backward_workspace(const ConvShape& s, int threads) {
@@ -731,7 +750,8 @@ int64_t conv2d_backward_workspace(const ConvShape& s, int threads) {
   const int64_t cols = s.is_pointwise() ? 0 : s.col_rows() * width;
   const int64_t dyc = chunk > 1 ? s.o * width : 0;
   const int64_t part = s.o * s.c_per_group() * s.kh * s.kw;
-  return team * (cols + dyc + part) + phase_workspace(s, threads);
+  return team * (cols + dyc + part) + phase_workspace(s, threads) +
+         WeightOperand::packed_floats(s, true, ceil_div(s.n, chunk));
 }
 
 void set_conv_parallel_mode(int mode) { g_parallel_mode.store(mode); }

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <exception>
 #include <new>
+#include <stdexcept>
 
 #include "pykernels/gemm_kernels.h"
 #include "pykernels/isa.h"
@@ -43,6 +44,8 @@ struct GemmArgs {
   float beta;
   float* c;
   int64_t ldc;
+  const PackedOperand* a_packed = nullptr;  // then a, lda and trans_a are unused
+  const PackedOperand* b_packed = nullptr;
 
   // op(A)[i][p] and op(B)[p][j], reading through the stored transpose.
   float a_at(int64_t i, int64_t p) const { return trans_a ? a[p * lda + i] : a[i * lda + p]; }
@@ -51,6 +54,22 @@ struct GemmArgs {
 
 int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 int64_t round_up(int64_t x, int64_t multiple) { return ceil_div(x, multiple) * multiple; }
+
+// Where op(X)[p0][j0] (B) or op(X)[j0][p0] (A, with trans meaning the other
+// way round) is stored, and whether a panel row is read down a column.
+const float* a_source(bool trans_a, const float* a, int64_t lda, int64_t i0, int64_t p0) {
+  return trans_a ? a + p0 * lda + i0 : a + i0 * lda + p0;
+}
+const float* b_source(bool trans_b, const float* b, int64_t ldb, int64_t p0, int64_t j0) {
+  return trans_b ? b + j0 * ldb + p0 : b + p0 * ldb + j0;
+}
+
+float* aligned_floats(int64_t floats) {
+  const size_t bytes = static_cast<size_t>(round_up(std::max<int64_t>(1, floats) * 4, 64));
+  auto* data = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (data == nullptr) throw std::bad_alloc();
+  return data;
+}
 
 int max_threads() {
 #ifdef _OPENMP
@@ -139,12 +158,9 @@ class Scratch {
   float* get(int64_t floats) {
     if (floats > capacity_) {
       std::free(data_);
-      const size_t bytes = static_cast<size_t>(round_up(floats * 4, 64));
-      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (data_ == nullptr) {
-        capacity_ = 0;
-        throw std::bad_alloc();
-      }
+      data_ = nullptr;
+      capacity_ = 0;
+      data_ = aligned_floats(floats);
       capacity_ = floats;
     }
     return data_;
@@ -170,6 +186,9 @@ void pack_portable(const float* src, int64_t ld, bool strided, int64_t extent, i
   }
 }
 
+gemm::PackFn a_packer(const MicroKernel& uk) { return uk.pack_a ? uk.pack_a : pack_portable; }
+gemm::PackFn b_packer(const MicroKernel& uk) { return uk.pack_b ? uk.pack_b : pack_portable; }
+
 const MicroKernel& kernel_for(Isa isa) {
   switch (isa) {
     case Isa::Avx512: return gemm::kAvx512Kernel;
@@ -185,6 +204,10 @@ int64_t even_block(int64_t extent, int64_t cap, int64_t multiple) {
   return round_up(ceil_div(extent, blocks), multiple);
 }
 
+// Depth of the K blocks: a function of k and the kernel only, never of the
+// threads, because it fixes where the K sum is cut. Packed operands use it too.
+int64_t k_block(const MicroKernel& uk, int64_t k) { return k <= 0 ? 1 : even_block(k, uk.kc, 1); }
+
 // Rectangle of C owned by one thread, in units of rows/columns.
 struct TileRange {
   int64_t i_begin, i_end, j_begin, j_end;
@@ -195,11 +218,8 @@ constexpr int64_t kPackGroupPanels = 4;
 
 class PackedGemm {
  public:
-  // kc depends only on k and the kernel, never on threads, because it fixes
-  // where the K sum is cut; mc, nc and the thread grid only partition C.
-  PackedGemm(const MicroKernel& uk, const GemmArgs& g) : uk_(uk), g_(g) {
-    kc_ = std::max<int64_t>(1, even_block(g.k, uk.kc, 1));
-  }
+  // kc_ is k_block's; mc, nc and the thread grid only partition C.
+  PackedGemm(const MicroKernel& uk, const GemmArgs& g) : uk_(uk), g_(g), kc_(k_block(uk, g.k)) {}
 
   void run(int threads) {
     int grid_m = 1, grid_n = 1;
@@ -270,12 +290,12 @@ class PackedGemm {
     if (rows <= 0 || cols <= 0) return;
     const int64_t mc = even_block(rows, uk_.mc, uk_.mr);
     const int64_t nc = even_block(cols, uk_.nc, uk_.nr);
-    float* a_pack = t_a_scratch.get(mc * kc_);
+    float* a_pack = g_.a_packed ? nullptr : t_a_scratch.get(mc * kc_);
     // With a single row block each B panel is used by one pass only, so a
     // small ring of panels (kept in L1/L2) replaces the whole packed block.
     const bool single_pass = mc >= rows;
     const int64_t group_cols = kPackGroupPanels * uk_.nr;
-    float* b_pack = t_b_scratch.get(kc_ * (single_pass ? group_cols : nc));
+    float* b_pack = g_.b_packed ? nullptr : t_b_scratch.get(kc_ * (single_pass ? group_cols : nc));
     for (int64_t jc = r.j_begin; jc < r.j_end; jc += nc) {
       const int64_t nc_now = std::min(nc, r.j_end - jc);
       for (int64_t pc = 0; pc < g_.k; pc += kc_) {
@@ -284,28 +304,25 @@ class PackedGemm {
         const float beta = pc == 0 ? g_.beta : 1.0f;
         for (int64_t ic = r.i_begin; ic < r.i_end; ic += mc) {
           const int64_t mc_now = std::min(mc, r.i_end - ic);
-          pack_a(ic, mc_now, pc, kc_now, a_pack);
-          const BBlock b_block{jc, pc, kc_now, nc_now, b_pack, ic == r.i_begin, single_pass};
-          macro_kernel(b_block, mc_now, a_pack, g_.c + ic * g_.ldc + jc, beta);
+          const float* a_block = g_.a_packed ? g_.a_packed->panels(pc, ic) : a_pack;
+          if (!g_.a_packed) pack_a(ic, mc_now, pc, kc_now, a_pack);
+          const BBlock b_block = g_.b_packed
+              ? BBlock{jc, pc, kc_now, nc_now, const_cast<float*>(g_.b_packed->panels(pc, jc)), false, false}
+              : BBlock{jc, pc, kc_now, nc_now, b_pack, ic == r.i_begin, single_pass};
+          macro_kernel(b_block, mc_now, a_block, g_.c + ic * g_.ldc + jc, beta);
         }
       }
     }
   }
 
   void pack_a(int64_t i0, int64_t rows, int64_t p0, int64_t kc, float* dst) const {
-    const gemm::PackFn pack = uk_.pack_a ? uk_.pack_a : pack_portable;
-    const float* src = g_.trans_a ? g_.a + p0 * g_.lda + i0 : g_.a + i0 * g_.lda + p0;
-    pack(src, g_.lda, !g_.trans_a, rows, kc, uk_.mr, dst);
+    a_packer(uk_)(a_source(g_.trans_a, g_.a, g_.lda, i0, p0), g_.lda, !g_.trans_a, rows, kc, uk_.mr, dst);
   }
 
-  // Where op(B)[p0][j0] is stored.
-  const float* b_source(int64_t p0, int64_t j0) const {
-    return g_.trans_b ? g_.b + j0 * g_.ldb + p0 : g_.b + p0 * g_.ldb + j0;
-  }
+  const float* b_source(int64_t p0, int64_t j0) const { return pk::b_source(g_.trans_b, g_.b, g_.ldb, p0, j0); }
 
   void pack_b(int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) const {
-    const gemm::PackFn pack = uk_.pack_b ? uk_.pack_b : pack_portable;
-    pack(b_source(p0, j0), g_.ldb, g_.trans_b, cols, kc, uk_.nr, dst);
+    b_packer(uk_)(b_source(p0, j0), g_.ldb, g_.trans_b, cols, kc, uk_.nr, dst);
   }
 
   // Walks the cache lines of a stored region of B (the next group to pack),
@@ -390,23 +407,40 @@ class PackedGemm {
       std::fill(tile, tile + uk_.mr * nr, 0.0f);
       for (int64_t i = 0; i < rows; ++i) std::copy(c + i * g_.ldc, c + i * g_.ldc + cols, tile + i * nr);
     }
-    uk_.kernel(kc, a_panel, b_panel, tile, nr, g_.alpha, beta);
+    if (uk_.edge != nullptr) {
+      uk_.edge(kc, a_panel, b_panel, tile, nr, g_.alpha, beta, cols);
+    } else {
+      uk_.kernel(kc, a_panel, b_panel, tile, nr, g_.alpha, beta);
+    }
     for (int64_t i = 0; i < rows; ++i) std::copy(tile + i * nr, tile + i * nr + cols, c + i * g_.ldc);
   }
 
   const MicroKernel& uk_;
   const GemmArgs& g_;
-  int64_t kc_;
+  const int64_t kc_;
 };
 
 // Below this many multiply-adds a parallel region costs more than it saves.
 constexpr int64_t kMinWorkPerThread = int64_t{1} << 19;
 
-void sgemm_packed(const GemmArgs& g) {
-  const int64_t work = g.m * g.n * g.k;
+int useful_threads(int64_t work) {
   const int64_t useful = std::max<int64_t>(1, work / kMinWorkPerThread);
-  const int threads = static_cast<int>(std::min<int64_t>(max_threads(), useful));
-  PackedGemm(kernel_for(active_isa()), g).run(threads);
+  return static_cast<int>(std::min<int64_t>(max_threads(), useful));
+}
+
+void sgemm_packed(const GemmArgs& g, Isa isa) {
+  PackedGemm(kernel_for(isa), g).run(useful_threads(g.m * g.n * g.k));
+}
+void sgemm_packed(const GemmArgs& g) { sgemm_packed(g, active_isa()); }
+
+// Runs a product with a packed operand, or only C's scaling when there is nothing to add.
+void sgemm_with_packed(const GemmArgs& g, Isa isa) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0 || g.alpha == 0.0f) {
+    scale_rows(g, 0, g.m);
+    return;
+  }
+  sgemm_packed(g, isa);
 }
 
 // Measured against blocked down to 8 x 8 x 8: with reused per-thread buffers
@@ -415,6 +449,77 @@ void sgemm_packed(const GemmArgs& g) {
 void sgemm_auto(const GemmArgs& g) { sgemm_packed(g); }
 
 }  // namespace
+
+PackedOperand::PackedOperand(Side side, int64_t outer, int64_t depth)
+    : side_(side), outer_(std::max<int64_t>(0, outer)), depth_(std::max<int64_t>(0, depth)), isa_(active_isa()) {
+  const MicroKernel& uk = kernel_for(isa_);
+  padded_outer_ = round_up(outer_, side == Side::A ? uk.mr : uk.nr);
+  kc_ = k_block(uk, depth_);
+  data_.reset(aligned_floats(padded_outer_ * depth_));
+}
+
+int64_t PackedOperand::floats(Side side, int64_t outer, int64_t depth) {
+  const MicroKernel& uk = kernel_for(active_isa());
+  return round_up(std::max<int64_t>(0, outer), side == Side::A ? uk.mr : uk.nr) * std::max<int64_t>(0, depth);
+}
+
+const float* PackedOperand::panels(int64_t p0, int64_t at) const {
+  return data_.get() + p0 * padded_outer_ + at * std::min(kc_, depth_ - p0);
+}
+
+namespace {
+
+// Every K block of op(X), cut into pieces of whole panels packed in parallel
+// (each piece is its own region of the output, so the split cannot change it).
+template <typename Source>
+void pack_all(const MicroKernel& uk, gemm::PackFn pack, bool strided, int64_t ld, int64_t outer,
+              int64_t depth, int width, Source source, const PackedOperand& dst) {
+  const int64_t kc = k_block(uk, depth), blocks = ceil_div(depth, kc);
+  const int64_t piece = 8 * static_cast<int64_t>(width), pieces = ceil_div(outer, piece);
+  const bool worth_threads = outer * depth >= kMinWorkPerThread / 8;
+#pragma omp parallel for collapse(2) schedule(static) if (worth_threads)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    for (int64_t q = 0; q < pieces; ++q) {
+      const int64_t p0 = blk * kc, j0 = q * piece;
+      pack(source(p0, j0), ld, strided, std::min(piece, outer - j0), std::min(kc, depth - p0), width,
+           const_cast<float*>(dst.panels(p0, j0)));
+    }
+  }
+}
+
+}  // namespace
+
+PackedOperand PackedOperand::pack_a(bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda) {
+  PackedOperand packed(Side::A, m, k);
+  const MicroKernel& uk = kernel_for(packed.isa_);
+  pack_all(uk, a_packer(uk), !trans_a, lda, packed.outer_, packed.depth_, uk.mr,
+           [&](int64_t p0, int64_t i0) { return a_source(trans_a, a, lda, i0, p0); }, packed);
+  return packed;
+}
+
+PackedOperand PackedOperand::pack_b(bool trans_b, int64_t k, int64_t n, const float* b, int64_t ldb) {
+  PackedOperand packed(Side::B, n, k);
+  const MicroKernel& uk = kernel_for(packed.isa_);
+  pack_all(uk, b_packer(uk), trans_b, ldb, packed.outer_, packed.depth_, uk.nr,
+           [&](int64_t p0, int64_t j0) { return b_source(trans_b, b, ldb, p0, j0); }, packed);
+  return packed;
+}
+
+void sgemm(const PackedOperand& a, bool trans_b, int64_t n, float alpha, const float* b, int64_t ldb,
+           float beta, float* c, int64_t ldc) {
+  if (a.side() != PackedOperand::Side::A) throw std::invalid_argument("sgemm: operand packed as B used as A");
+  GemmArgs g{false, trans_b, a.outer(), n, a.depth(), alpha, nullptr, 0, b, ldb, beta, c, ldc};
+  g.a_packed = &a;
+  sgemm_with_packed(g, a.isa());
+}
+
+void sgemm(bool trans_a, int64_t m, float alpha, const float* a, int64_t lda, const PackedOperand& b,
+           float beta, float* c, int64_t ldc) {
+  if (b.side() != PackedOperand::Side::B) throw std::invalid_argument("sgemm: operand packed as A used as B");
+  GemmArgs g{trans_a, false, m, b.outer(), b.depth(), alpha, a, lda, nullptr, 0, beta, c, ldc};
+  g.b_packed = &b;
+  sgemm_with_packed(g, b.isa());
+}
 
 void sgemm(GemmAlgo algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
            const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,

@@ -67,7 +67,7 @@ void kernel_6x16(int64_t kc, const float* __restrict a, const float* __restrict 
 // kc: the B micro-panel (kc * 64 bytes = 16 KiB) stays in L1 with room for
 // the A stream; mc: the A block (~0.5 MiB) sits in L2; nc: the B block in L3.
 extern const MicroKernel kAvx2Kernel = {
-    kRows, 8 * kVecs, kernel_6x16, nullptr, nullptr, 256, 480, 4096,
+    kRows, 8 * kVecs, kernel_6x16, nullptr, nullptr, nullptr, 256, 480, 4096,
 };
 
 }  // namespace gemm

@@ -31,7 +31,9 @@ constexpr int kCols = 16 * kVecs;
 // How far ahead (in k steps) to touch the A panel stream coming from L2.
 constexpr int kPrefetchSteps = 8;
 
-template <int MR, int NV>
+// NV vectors of C columns per row; B panel rows are BV vectors apart (BV = kVecs
+// always: a narrower NV serves the last, partial column panel).
+template <int MR, int NV, int BV = NV>
 void kernel_tile(int64_t kc, const float* __restrict a, const float* __restrict b, float* c,
                  int64_t ldc, float alpha, float beta) {
   // The C tile is needed only after the k loop; start fetching it now so its
@@ -59,7 +61,7 @@ void kernel_tile(int64_t kc, const float* __restrict a, const float* __restrict 
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a_i, b_row[v], acc[i][v]);
     }
     a += MR;
-    b += 16 * NV;
+    b += 16 * BV;
   }
   const __m512 alpha_v = _mm512_set1_ps(alpha);
   if (beta == 0.0f) {
@@ -189,6 +191,20 @@ void pack_avx512(const float* src, int64_t ld, bool strided, int64_t extent, int
   }
 }
 
+// The last column panel of a product often holds a few live columns (AlexNet's
+// 4 x 169 = 676 = 14 * 48 + 4): computing one or two vectors instead of three
+// saves that panel's wasted FMAs, with each live element's arithmetic unchanged.
+void edge_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                 float beta, int64_t cols) {
+  if (cols <= 16) {
+    kernel_tile<kRows, 1, kVecs>(kc, a, b, c, ldc, alpha, beta);
+  } else if (cols <= 32) {
+    kernel_tile<kRows, 2, kVecs>(kc, a, b, c, ldc, alpha, beta);
+  } else {
+    kernel_tile<kRows, kVecs>(kc, a, b, c, ldc, alpha, beta);
+  }
+}
+
 }  // namespace
 
 // kc = 384 measured ahead of 256: the B micro-panel (kc * 192 bytes) spills
@@ -197,7 +213,7 @@ void pack_avx512(const float* src, int64_t ld, bool strided, int64_t extent, int
 // mc: the A block (mc * kc * 4 = ~1 MiB) fills half of a 2 MiB L2.
 // nc: the B block (kc * nc * 4 = ~6 MiB) lives in L3.
 extern const MicroKernel kAvx512Kernel = {
-    kRows, kCols, kernel_tile<kRows, kVecs>, pack_avx512, pack_avx512, 384, 672, 4096,
+    kRows, kCols, kernel_tile<kRows, kVecs>, edge_kernel, pack_avx512, pack_avx512, 384, 672, 4096,
 };
 
 }  // namespace gemm

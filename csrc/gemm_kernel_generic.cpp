@@ -39,7 +39,7 @@ void kernel_4x8(int64_t kc, const float* __restrict a, const float* __restrict b
 // kc: the B micro-panel (kc * 32 bytes = 8 KiB) stays in L1; mc: the A block
 // (~256 KiB) fits any L2; nc: the B block goes to L3.
 extern const MicroKernel kGenericKernel = {
-    kRows, kCols, kernel_4x8, nullptr, nullptr, 256, 256, 4096,
+    kRows, kCols, kernel_4x8, nullptr, nullptr, nullptr, 256, 256, 4096,
 };
 
 }  // namespace gemm

@@ -50,6 +50,7 @@
 #include <string>
 
 #include "gemm.cuh"
+#include "pykernels/conv_geometry.h"
 
 namespace pk::cuda {
 namespace {
@@ -278,49 +279,18 @@ bool fits_int(int64_t v) { return v <= INT_MAX - 256; }
 
 bool mul_fits(int64_t a, int64_t b) { return a == 0 || b <= INT64_MAX / a; }
 
-std::string pair_str(int64_t a, int64_t b) {
-  return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
-}
-
 }  // namespace
 
 // ---- public entry points -----------------------------------------------------
 
 void ConvGeometry::finish() {
   auto fail = [](const std::string& msg) { throw std::invalid_argument(msg); };
-  if (n < 0 || c < 0 || h < 0 || w < 0 || o < 0) fail("negative size in convolution shape");
-  if (kh < 1 || kw < 1) fail("kernel_size must be >= 1, got " + pair_str(kh, kw));
-  if (sh < 1 || sw < 1) fail("stride must be >= 1, got " + pair_str(sh, sw));
-  if (dh < 1 || dw < 1) fail("dilation must be >= 1, got " + pair_str(dh, dw));
-  if (ph < 0 || pw < 0) fail("padding must be >= 0, got " + pair_str(ph, pw));
-  if (groups < 1) fail("groups must be >= 1, got " + std::to_string(groups));
-  if (c % groups != 0 || o % groups != 0) {
-    fail("groups=" + std::to_string(groups) + " must divide the input channels (" +
-         std::to_string(c) + ") and the output channels (" + std::to_string(o) + ")");
-  }
   // The kernels index within a plane in 32-bit ints: every extent below 2^29
   // keeps padded sizes and dilated spans below 2^31.
-  constexpr int64_t kMaxExtent = int64_t{1} << 29;
-  if (std::max({h, w, ph, pw, kh, kw}) > kMaxExtent || dh > kMaxExtent / kh ||
-      dw > kMaxExtent / kw) {
-    fail("convolution too large for the GPU kernels: input " + pair_str(h, w) + ", padding " +
-         pair_str(ph, pw) + ", kernel " + pair_str(kh, kw) + " and dilation " +
-         pair_str(dh, dw) + " must each stay below 2^29");
-  }
-  const int64_t span_h = dh * (kh - 1) + 1, span_w = dw * (kw - 1) + 1;
-  const int64_t room_h = h + 2 * ph - span_h, room_w = w + 2 * pw - span_w;
-  if (room_h < 0 || room_w < 0) {
-    fail("output size would be below 1: padded input " + pair_str(h + 2 * ph, w + 2 * pw) +
-         " is smaller than the dilated kernel " + pair_str(span_h, span_w));
-  }
-  // A stride past the room only ever reads window 0: lowered, as on the CPU.
-  sh = std::min(sh, room_h + 1);
-  sw = std::min(sw, room_w + 1);
-  oh = room_h / sh + 1;
-  ow = room_w / sw + 1;
+  finish_conv_geometry(*this, int64_t{1} << 29, " for the GPU kernels");
   if (!fits_int(h * w) || !fits_int(oh * ow)) {
-    fail("convolution too large for the GPU kernels: input plane " + pair_str(h, w) +
-         " and output plane " + pair_str(oh, ow) + " must each have below 2^31 pixels");
+    fail("convolution too large for the GPU kernels: input plane " + conv_pair_str(h, w) +
+         " and output plane " + conv_pair_str(oh, ow) + " must each have below 2^31 pixels");
   }
   const int64_t planes = std::max(h * w, oh * ow), channels = std::max(c, o);
   const bool fits = c <= INT64_MAX / 2 && o <= INT64_MAX / 2 && mul_fits(c, kh * kw) &&

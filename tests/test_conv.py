@@ -215,30 +215,41 @@ def test_empty_batch(rng):
     assert F.im2col(x, 3).shape == (0, 27, 36)
 
 
+def _packed_weights(got, rest, rows, depth):
+    """The part of a workspace beyond `rest`: the weights packed once per call,
+    rows rounded up to the micro-kernel's register tile (at most 15 more)."""
+    extra = got - rest
+    assert rows * depth * 4 <= extra <= (rows + 15) * depth * 4, (got, rest)
+
+
 def test_workspace_is_bounded_per_image():
     conv1 = dict(stride=4, padding=2)
     one_image = 3 * 11 * 11 * 55 * 55 * 4
     phases = 4 * 4 * 57 * 57 * 4  # one padded channel split into 4x4 stride phases
-    for batch in (16, 128, 1024):
-        fwd = conv2d_workspace_bytes((batch, 3, 224, 224), (64, 3, 11, 11), **conv1, threads=2)
-        assert fwd == 2 * one_image + 2 * phases
+    sizes = {batch: conv2d_workspace_bytes((batch, 3, 224, 224), (64, 3, 11, 11), **conv1,
+                                           threads=2) for batch in (16, 128, 1024)}
+    assert sizes[16] == sizes[128] == sizes[1024]  # independent of the batch
+    _packed_weights(sizes[16], 2 * one_image + 2 * phases, 64, 363)
     assert conv2d_workspace_bytes((1, 3, 224, 224), (64, 3, 11, 11), **conv1, threads=2) == \
-        one_image + 2 * phases  # one image: sequential, with the parallel GEMM
-    assert conv2d_workspace_bytes((128, 64, 13, 13), (32, 64, 1, 1), threads=2) == 0
+        one_image + 2 * phases  # one image: sequential, with the parallel GEMM, nothing packed
+    assert conv2d_workspace_bytes((1, 64, 13, 13), (32, 64, 1, 1), threads=2) == 0
+    pointwise = conv2d_workspace_bytes((128, 64, 13, 13), (32, 64, 1, 1), threads=2)
+    _packed_weights(pointwise, 0, 32, 64)  # no columns: only the packed weights
     bwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1,
                                  backward=True, threads=2)
     chunk = 7  # ceil(1024 / 169) images side by side
-    # stride 1 reads rows in place: no phase scratch
-    assert bwd == 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 384 * 1728)
+    # stride 1 reads rows in place: no phase scratch; backward packs W^T (1728 x 384)
+    _packed_weights(bwd, 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 384 * 1728), 1728, 384)
     fwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1, threads=2)
-    assert fwd == 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169)
+    _packed_weights(fwd, 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169), 384, 1728)
     # strided but narrower than 32 output columns: strided row reads, no phase scratch either
     small = conv2d_workspace_bytes((64, 16, 32, 32), (32, 16, 3, 3), stride=2, padding=1,
                                    threads=1)
-    assert small == 4 * (144 * 4 * 256 + 32 * 4 * 256)  # 4 images of 16x16 outputs per chunk
+    # 4 images of 16x16 outputs per chunk
+    _packed_weights(small, 4 * (144 * 4 * 256 + 32 * 4 * 256), 32, 144)
     # 8x8 planes want 16 images per chunk, but only 7 images' columns fit in 2**18 floats
     eight = conv2d_workspace_bytes((64, 64, 8, 8), (64, 64, 3, 3), padding=1, threads=1)
-    assert eight == 4 * (576 * 7 * 64 + 64 * 7 * 64)
+    _packed_weights(eight, 4 * (576 * 7 * 64 + 64 * 7 * 64), 64, 576)
 
 
 def _ones(*shape):

@@ -212,3 +212,88 @@ def test_raw_binding_checks_shapes():
     with pytest.raises(ValueError, match="contiguous rows"):
         _cpu.gemm(np.ones((4, 3), np.float32).T, np.ones((4, 2), np.float32),
                   np.zeros((3, 2), np.float32), 1.0, 0.0, False, False, "auto")
+
+
+# ---- pre-packed operands (gemm_pack) ----------------------------------------
+
+PACK_SHAPES = [(1, 1, 1), (7, 13, 1), (13, 1, 7), (33, 49, 97), (64, 676, 800), (97, 47, 1000),
+               (32, 2048, 512)]
+
+
+@pytest.mark.parametrize("m,n,k", PACK_SHAPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_packed_operand_is_bitwise_the_plain_product(rng, isa, m, n, k, trans_a, trans_b):
+    """Either operand packed once gives exactly gemm(algo='packed'): same blocks,
+    kernel and summation order (k up to 1000 spans several K blocks)."""
+    a, b = stored(rng, m, k, trans_a), stored(rng, k, n, trans_b)
+    c = random_f32(rng, (m, n))
+    kw = dict(alpha=0.5, beta=-2.0)
+    plain = F.gemm(a, b, c.copy(), trans_a=trans_a, trans_b=trans_b, algo="packed", **kw)
+    packed_a = F.gemm_pack(a, side="a", trans=trans_a)
+    packed_b = F.gemm_pack(b, side="b", trans=trans_b)
+    assert packed_a.shape == (m, k) and packed_b.shape == (k, n)
+    np.testing.assert_array_equal(F.gemm(packed_a, b, c.copy(), trans_b=trans_b, **kw), plain)
+    np.testing.assert_array_equal(F.gemm(a, packed_b, c.copy(), trans_a=trans_a, **kw), plain)
+    check_gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, **kw)  # and plain is right
+
+
+@pytest.mark.parametrize("threads_", [1, 2])
+def test_packed_operand_threads_and_reuse(rng, threads, threads_):
+    w = random_f32(rng, (2048, 512))
+    packed = threads(threads_, F.gemm_pack, w, side="b", trans=True)
+    for rows in (1, 32, 65):
+        h = random_f32(rng, (rows, 512))
+        want = threads(1, F.gemm, h, w, trans_b=True, algo="packed")
+        np.testing.assert_array_equal(threads(threads_, F.gemm, h, packed), want)
+
+
+def test_packed_operand_is_a_copy_and_keeps_its_isa(rng):
+    a, b = random_f32(rng, (40, 70)), random_f32(rng, (70, 50))
+    want = F.gemm(a, b, algo="packed")
+    packed = F.gemm_pack(b)
+    b[...] = 0.0  # the packed copy does not see later writes
+    before = pykernels.get_isa()
+    try:
+        pykernels.set_isa("generic")  # the kernel the layout was packed for still runs it
+        assert packed.isa == before
+        np.testing.assert_array_equal(F.gemm(a, packed), want)
+    finally:
+        pykernels.set_isa(before)
+    np.testing.assert_array_equal(F.gemm(a, packed), want)
+
+
+def test_packed_operand_zero_sizes_and_aliasing(rng):
+    for m, n, k in [(0, 5, 3), (5, 0, 3), (4, 6, 0)]:
+        a, b = random_f32(rng, (m, k)), random_f32(rng, (k, n))
+        c = np.full((m, n), 3.0, np.float32)
+        np.testing.assert_array_equal(F.gemm(F.gemm_pack(a, side="a"), b, c.copy(), beta=0.5),
+                                      np.full((m, n), 1.5, np.float32))
+        np.testing.assert_array_equal(F.gemm(a, F.gemm_pack(b), c.copy()), np.zeros((m, n)))
+    # the unpacked operand may be the output itself: it is read from a copy
+    x = random_f32(rng, (8, 8))
+    packed = F.gemm_pack(random_f32(rng, (8, 8)))
+    want = F.gemm(x.copy(), packed)
+    np.testing.assert_array_equal(F.gemm(x, packed, x), want)
+
+
+def test_packed_operand_bad_input(rng):
+    a, b = random_f32(rng, (4, 6)), random_f32(rng, (6, 5))
+    pa, pb = F.gemm_pack(a, side="a"), F.gemm_pack(b, side="b")
+    with pytest.raises(ValueError, match="other side"):
+        F.gemm(pb, b)
+    with pytest.raises(ValueError, match=r"inner dimensions.*packed b \(6, 5\).*\(5, 6\)"):
+        F.gemm(random_f32(rng, (5, 6)), pb, trans_a=True)
+    with pytest.raises(ValueError, match="already op"):
+        F.gemm(pa, b, trans_a=True)
+    with pytest.raises(ValueError, match="at most one"):
+        F.gemm(pa, pb)
+    with pytest.raises(ValueError, match="algo"):
+        F.gemm(pa, b, algo="naive")
+    with pytest.raises(ValueError, match=r"c has shape \(3, 3\), expected \(4, 5\)"):
+        F.gemm(pa, b, np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        F.gemm_pack(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="side"):
+        F.gemm_pack(a, side="c")
+    with pytest.raises(TypeError, match="float32"):
+        F.gemm_pack(a.astype(np.float64))

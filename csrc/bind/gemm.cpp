@@ -67,6 +67,15 @@ const float* copy_rows(const py::array& a, int64_t ld, std::vector<float>* out,
   return out->data();
 }
 
+// x's data, or a dense copy of it when it overlaps c: the kernel writes C
+// while it still reads A and B. Sets *ld_used to the leading dimension read.
+const float* unaliased(const py::array& x, int64_t ld, const py::array& c, int64_t ldc,
+                       std::vector<float>* copy, int64_t* ld_used) {
+  *ld_used = ld;
+  if (overlaps(c, ldc, x, ld)) return copy_rows(x, ld, copy, ld_used);
+  return static_cast<const float*>(x.data());
+}
+
 GemmAlgo parse_algo(const std::string& algo) {
   if (algo == "auto") return GemmAlgo::Auto;
   if (algo == "naive") return GemmAlgo::Naive;
@@ -94,22 +103,92 @@ void gemm(const py::array& a, const py::array& b, py::array& c, float alpha, flo
                                 std::to_string(m) + ", " + std::to_string(n) + ")");
   }
   if (!c.writeable()) throw std::invalid_argument("c is read-only");
-  const float* ap = static_cast<const float*>(a.data());
-  const float* bp = static_cast<const float*>(b.data());
-  float* cp = static_cast<float*>(c.mutable_data());
-  // The kernel writes C while it still reads A and B: an input that overlaps
-  // the output is read from a private copy instead.
   std::vector<float> a_copy, b_copy;
-  int64_t lda_used = lda, ldb_used = ldb;
-  if (overlaps(c, ldc, a, lda)) ap = copy_rows(a, lda, &a_copy, &lda_used);
-  if (overlaps(c, ldc, b, ldb)) bp = copy_rows(b, ldb, &b_copy, &ldb_used);
+  int64_t lda_used, ldb_used;
+  const float* ap = unaliased(a, lda, c, ldc, &a_copy, &lda_used);
+  const float* bp = unaliased(b, ldb, c, ldc, &b_copy, &ldb_used);
+  float* cp = static_cast<float*>(c.mutable_data());
   py::gil_scoped_release release;
   sgemm(algo, trans_a, trans_b, m, n, k, alpha, ap, lda_used, bp, ldb_used, beta, cp, ldc);
+}
+
+// "a" or "b" -> the side a packed operand will take in later products.
+PackedOperand::Side parse_side(const std::string& side) {
+  if (side == "a") return PackedOperand::Side::A;
+  if (side == "b") return PackedOperand::Side::B;
+  throw std::invalid_argument("side must be 'a' or 'b', got '" + side + "'");
+}
+
+PackedOperand gemm_pack(const py::array& x, const std::string& side_name, bool trans) {
+  const PackedOperand::Side side = parse_side(side_name);
+  const int64_t ld = leading_dim(x, "x");
+  const float* xp = static_cast<const float*>(x.data());
+  const int64_t rows = trans ? x.shape(1) : x.shape(0), cols = trans ? x.shape(0) : x.shape(1);
+  py::gil_scoped_release release;
+  return side == PackedOperand::Side::A ? PackedOperand::pack_a(trans, rows, cols, xp, ld)
+                                        : PackedOperand::pack_b(trans, rows, cols, xp, ld);
+}
+
+std::string packed_str(const PackedOperand& p) {
+  const bool is_a = p.side() == PackedOperand::Side::A;
+  return std::string("packed ") + (is_a ? "a (" : "b (") +
+         std::to_string(is_a ? p.outer() : p.depth()) + ", " +
+         std::to_string(is_a ? p.depth() : p.outer()) + ")";
+}
+
+// c = alpha * P @ op(x) + beta * c with P packed as A (side "a"), or
+// c = alpha * op(x) @ P + beta * c with P packed as B (side "b").
+void gemm_packed(const PackedOperand& packed, const std::string& side_name, const py::array& x,
+                 py::array& c, float alpha, float beta, bool trans_x) {
+  const bool packed_is_a = parse_side(side_name) == PackedOperand::Side::A;
+  if ((packed.side() == PackedOperand::Side::A) != packed_is_a) {
+    throw std::invalid_argument(packed_str(packed) + " was packed for the other side of a product");
+  }
+  const int64_t ldx = leading_dim(x, packed_is_a ? "b" : "a"), ldc = leading_dim(c, "c");
+  const int64_t x_rows = trans_x ? x.shape(1) : x.shape(0);
+  const int64_t x_cols = trans_x ? x.shape(0) : x.shape(1);
+  if (packed.depth() != (packed_is_a ? x_rows : x_cols)) {
+    throw std::invalid_argument("inner dimensions do not match: " + packed_str(packed) + " and " +
+                                shape_str(x) + " (trans=" + std::to_string(trans_x) + ")");
+  }
+  const int64_t m = packed_is_a ? packed.outer() : x_rows;
+  const int64_t n = packed_is_a ? x_cols : packed.outer();
+  if (c.shape(0) != m || c.shape(1) != n) {
+    throw std::invalid_argument("c has shape " + shape_str(c) + ", expected (" +
+                                std::to_string(m) + ", " + std::to_string(n) + ")");
+  }
+  if (!c.writeable()) throw std::invalid_argument("c is read-only");
+  std::vector<float> x_copy;
+  int64_t ldx_used;
+  const float* xp = unaliased(x, ldx, c, ldc, &x_copy, &ldx_used);
+  float* cp = static_cast<float*>(c.mutable_data());
+  py::gil_scoped_release release;
+  if (packed_is_a) {
+    sgemm(packed, trans_x, n, alpha, xp, ldx_used, beta, cp, ldc);
+  } else {
+    sgemm(trans_x, m, alpha, xp, ldx_used, packed, beta, cp, ldc);
+  }
 }
 
 }  // namespace
 
 void register_gemm(py::module_& m) {
+  py::class_<PackedOperand>(m, "PackedOperand",
+                            "op(x) packed once for the GEMM micro-kernel (see gemm_pack)")
+      .def_property_readonly("side", [](const PackedOperand& p) {
+        return p.side() == PackedOperand::Side::A ? "a" : "b";
+      })
+      .def_property_readonly("shape", [](const PackedOperand& p) {
+        return p.side() == PackedOperand::Side::A ? py::make_tuple(p.outer(), p.depth())
+                                                  : py::make_tuple(p.depth(), p.outer());
+      })
+      .def_property_readonly("isa", [](const PackedOperand& p) { return isa_name(p.isa()); })
+      .def("__repr__", [](const PackedOperand& p) { return "<PackedOperand " + packed_str(p) + ">"; });
+  m.def("gemm_pack", &gemm_pack, py::arg("x"), py::arg("side"), py::arg("trans"),
+        "op(x) packed as the A or B operand of later products");
+  m.def("gemm_packed", &gemm_packed, py::arg("packed"), py::arg("side"), py::arg("x"),
+        py::arg("c"), py::arg("alpha"), py::arg("beta"), py::arg("trans_x"),
+        "c = alpha * P @ op(x) + beta * c (side 'a') or alpha * op(x) @ P + beta * c ('b')");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("alpha"),
         py::arg("beta"), py::arg("trans_a"), py::arg("trans_b"), py::arg("algo"),
         "c = alpha * op(a) @ op(b) + beta * c on row-major views, in place");

@@ -4,7 +4,8 @@
 Fused path (algo="fused", the default):
 - forward: one GEMM projects the inputs of all T steps at once; each step
   then adds one recurrent GEMM into its slice and runs one fused pointwise
-  pass (bias, activations, cell update) that keeps the activated gates;
+  pass (bias, activations, cell update) that keeps the activated gates; on
+  the CPU the recurrent weights are packed for the GEMM once, not per step;
 - backward: back through time, each step runs one fused pointwise pass and
   one GEMM for dh; the weight gradients and dx come after the loop as three
   large GEMMs over all T*N rows (dx, dW_ih, dW_hh) and one sum (db).
@@ -35,6 +36,17 @@ def _gemm(*args, **kwargs):
     from ..functional import gemm
 
     return gemm(*args, **kwargs)
+
+
+def _reused_b(w, trans: bool):
+    """(operand, trans_b) for op(w) as the B of one GEMM per time step: on the
+    CPU packed once for all steps (functional.gemm_pack; the per-step repacking
+    was about half of a 32 x 2048 x 512 step), on the GPU the array itself."""
+    if is_cupy_array(w):
+        return w, trans
+    from ..functional import gemm_pack
+
+    return gemm_pack(w, side="b", trans=trans), False
 
 
 # ---- argument checks --------------------------------------------------------
@@ -192,8 +204,9 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, algo="fused"):
         gates = _gemm(x.reshape(steps * batch, inputs), w_ih, trans_b=True)
         gates = gates.reshape(steps, batch, 4 * hidden)
         h, c = h0, c0
+        w_rec, trans = _reused_b(w_hh, True)
         for t in range(steps):
-            _gemm(h, w_hh, gates[t], beta=1.0, trans_b=True)
+            _gemm(h, w_rec, gates[t], beta=1.0, trans_b=trans)
             _pointwise_forward(gates[t], bias, c, cells[t], y[t])
             h, c = y[t], cells[t]
     hn = y[-1].copy() if steps else h0.copy()
@@ -218,10 +231,11 @@ def lstm_backward(dy, dhn, dcn, cache: LSTMCache):
     w_hh = cache.w_hh
     dgates = xp.empty_like(cache.gates)
     dh, dc = dhn.copy(), dcn.copy()
+    w_rec, trans = _reused_b(w_hh, False)
     for t in range(steps - 1, -1, -1):
         c_prev = cache.cells[t - 1] if t else cache.c0
         _pointwise_backward(dy[t], dh, dc, cache.gates[t], c_prev, dgates[t])
-        _gemm(dgates[t], w_hh, dh)  # dh for step t-1 (overwrites: beta = 0)
+        _gemm(dgates[t], w_rec, dh, trans_b=trans)  # dh for step t-1 (overwrites: beta = 0)
     rows = steps * batch
     dgates2 = dgates.reshape(rows, 4 * hidden)
     h_prev = xp.empty((steps, batch, hidden), np.float32)  # h_0 .. h_{T-1}

@@ -23,6 +23,11 @@ namespace gemm {
 using MicroKernelFn = void (*)(int64_t kc, const float* a_panel, const float* b_panel, float* c,
                                int64_t ldc, float alpha, float beta);
 
+// A micro-kernel for the last column panel: computes at least the first
+// `cols` columns of the tile (the ISA's vector granularity), same arithmetic.
+using EdgeKernelFn = void (*)(int64_t kc, const float* a_panel, const float* b_panel, float* c,
+                              int64_t ldc, float alpha, float beta, int64_t cols);
+
 // Packs a kc-deep block of `extent` columns into ceil(extent / width)
 // panels: column j of the block lands in panel q = j / width, stored at
 // dst + q * width * kc as dst[p * width + j % width], with the value
@@ -38,6 +43,7 @@ struct MicroKernel {
   int mr;                // rows of the register tile (A panel width)
   int nr;                // columns of the register tile (B panel width)
   MicroKernelFn kernel;  // needs mr * nr <= 4096
+  EdgeKernelFn edge;     // partial column panels; nullptr = the full kernel
   PackFn pack_a;         // packs A panels of width mr; nullptr = portable packer
   PackFn pack_b;         // packs B panels of width nr; nullptr = portable packer
   int kc;                // depth of one packed block: B panel kc x nr stays in L1

@@ -13,6 +13,9 @@
 // Variants:
 // - 1x1, stride 1, no padding ("pointwise"): the input plane already is the
 //   column matrix (C, H*W), so no im2col and no col2im; dx is written by the GEMM.
+// - Stride 1 with outputs as wide as the input (the "same" 3x3 and 5x5 convs):
+//   the forward's GEMM packs its B panels straight from the image (implicit
+//   im2col, below), so no column matrix exists; backward still uses im2col.
 // - Parallelism, chosen per call: with at least as many work items (images,
 //   or chunks in backward) as threads, each thread takes whole images with a
 //   single-threaded GEMM (im2col is memory-bound and scales only this way);
@@ -41,10 +44,11 @@
 // images, 1 in the sequential mode; Ph = sh*sw*ceil((H+2ph)/sh)*ceil((W+2pw)/sw),
 // about one padded input channel, when the phase split is used (sw > 1 and
 // OW >= 32), else 0):
-//   forward:  team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1]) + T * Ph + Wp
+//   forward:  team * (C*kh*kw * S*P [neither pointwise nor implicit] + O * S*P [S > 1]) + T * Ph + Wp
 //   backward: team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1] + O * Kg) + T * Ph + Wp
-// where Wp, the packed weights when there are several chunks, is about the
-// weight's own size (rows rounded up to the micro-kernel's register tile).
+// where Wp, the packed weights when there are several chunks (always for the
+// implicit forward), is about the weight's own size (rows rounded up to the
+// micro-kernel's register tile).
 // It grows with the image, never with the batch: AlexNet conv1 forward
 // (363 x 3025 columns) needs 4.4 MB per thread at any batch size.
 // conv2d_{forward,backward}_workspace compute these numbers.
@@ -61,15 +65,26 @@
 #include <vector>
 
 #include "pykernels/conv_geometry.h"
+#include "pykernels/conv_kernels.h"
 #include "pykernels/gemm.h"
+#include "pykernels/isa.h"
 
 namespace pk {
+
+namespace conv_detail {
+void masked_copy_generic(const float* src, uint64_t mask, int64_t count, float* dst) {
+  for (int64_t j = 0; j < count; ++j) dst[j] = (mask >> j) & 1u ? src[j] : 0.0f;
+}
+}  // namespace conv_detail
+
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Test and benchmark hook: 0 = choose, 1 = always images, 2 = always sequential.
 std::atomic<int> g_parallel_mode{0};
+// Test and benchmark hook: false forces the explicit im2col everywhere.
+std::atomic<bool> g_implicit_im2col{true};
 
 bool over_images(int64_t items, int threads) {
   const int mode = g_parallel_mode.load();
@@ -396,16 +411,105 @@ class Buffer {
   int64_t size_ = 0;
 };
 
+// ---- implicit im2col ----------------------------------------------------
+//
+// For stride-1 convolutions whose output rows are as wide as the input's
+// (the "same" convs of AlexNet conv2-5, VGG and ResNet), output pixel q of a
+// plane reads tap (ki, kj) of channel c from the flat input index
+//   q + (ki*dh - ph) * W + kj*dw - pw,
+// whenever that tap lands inside the image (else the entry is a zero). So a
+// GEMM panel row (one tap, nr consecutive pixels) is a plain copy of nr
+// consecutive input floats with the padding masked to zero. Packing panels
+// this way, inside the GEMM, replaces im2col's column matrix entirely: it is
+// never written to memory and read back (that round trip and im2col's short
+// copies were ~20% of conv4's forward), and the forward needs no column
+// workspace. The packed values, hence the results, are bitwise im2col's.
+
+bool implicit_im2col(const ConvShape& s) {
+  return g_implicit_im2col.load() && rows_are_contiguous(s) && !s.is_pointwise();
+}
+
+conv_detail::MaskedCopyFn masked_copy_for_active_isa() {
+  switch (active_isa()) {
+    case Isa::Avx512: return conv_detail::masked_copy_avx512;
+    case Isa::Avx2: return conv_detail::masked_copy_avx2;
+    default: return conv_detail::masked_copy_generic;
+  }
+}
+
+// op(B) of one group's forward GEMM over images [i0, ...) side by side:
+// column j is pixel j % P of image i0 + j / P; row (c, ki, kj) of the group.
+class ImplicitColumns final : public BPanelSource {
+ public:
+  ImplicitColumns(const ConvShape& s, const float* x, int64_t i0, int64_t group)
+      : s_(s), images_(x + (i0 * s.c + group * s.c_per_group()) * s.h * s.w),
+        copy_(masked_copy_for_active_isa()) {}
+
+  void pack(int64_t p0, int64_t kc, int64_t j0, int64_t cols, int nr, float* dst) const override {
+    std::vector<uint64_t> masks(s_.kh + s_.kw);
+    for (int64_t q0 = 0; q0 < cols; q0 += nr, dst += nr * kc) {
+      const int64_t live = std::min<int64_t>(nr, cols - q0);
+      // A panel spans one image or the end of one and the start of the next.
+      for (int64_t j = 0; j < live;) {
+        const int64_t image = (j0 + q0 + j) / s_.out_plane(), first = (j0 + q0 + j) % s_.out_plane();
+        const int64_t run = std::min(live - j, s_.out_plane() - first);
+        tap_masks(first, run, masks.data());
+        pack_run(images_ + image * s_.c * s_.h * s_.w + first, masks.data(), p0, kc, run, nr, dst + j);
+        j += run;
+      }
+      for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * nr + live, dst + (p + 1) * nr, 0.0f);
+    }
+  }
+
+ private:
+  // Bit t of masks[ki] (rows) and masks[kh + kj] (columns): whether pixel
+  // first + t's tap (ki, kj) lands inside the image; the tap is in when both are.
+  void tap_masks(int64_t first, int64_t run, uint64_t* masks) const {
+    std::fill(masks, masks + s_.kh + s_.kw, uint64_t{0});
+    for (int64_t t = 0; t < run; ++t) {
+      const int64_t oy = (first + t) / s_.ow, ox = (first + t) % s_.ow;
+      for (int64_t ki = 0; ki < s_.kh; ++ki) {
+        const int64_t iy = oy + ki * s_.dh - s_.ph;
+        masks[ki] |= uint64_t{iy >= 0 && iy < s_.h} << t;
+      }
+      for (int64_t kj = 0; kj < s_.kw; ++kj) {
+        const int64_t ix = ox + kj * s_.dw - s_.pw;
+        masks[s_.kh + kj] |= uint64_t{ix >= 0 && ix < s_.w} << t;
+      }
+    }
+  }
+
+  // Rows [p0, p0 + kc) of `run` pixels starting at `pixels` (image plane of channel 0).
+  void pack_run(const float* pixels, const uint64_t* masks, int64_t p0, int64_t kc, int64_t run,
+                int64_t nr, float* dst) const {
+    const int64_t taps = s_.kh * s_.kw;
+    int64_t c = p0 / taps, ki = p0 % taps / s_.kw, kj = p0 % s_.kw;
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = pixels + c * s_.h * s_.w + (ki * s_.dh - s_.ph) * s_.w + kj * s_.dw - s_.pw;
+      copy_(src, masks[ki] & masks[s_.kh + kj], run, dst + p * nr);
+      if (++kj == s_.kw) {
+        kj = 0;
+        if (++ki == s_.kh) ki = 0, ++c;
+      }
+    }
+  }
+
+  const ConvShape& s_;
+  const float* images_;  // channel 0 of the group in image i0
+  conv_detail::MaskedCopyFn copy_;
+};
+
 // The weights as the A operand of every chunk's GEMMs, group by group:
 // W_g (O/g, Kg) forward, W_g^T (Kg, O/g) for backward-data. With several
 // chunks they are packed once per call (PackedOperand) instead of once per
 // chunk: for AlexNet conv4 at batch 16 the repacking was 8% of the forward.
 class WeightOperand {
  public:
-  WeightOperand(const ConvShape& s, const float* weight, bool transposed, int64_t chunks)
+  // Packed when `pack` (several chunks share it, or the implicit im2col needs it).
+  WeightOperand(const ConvShape& s, const float* weight, bool transposed, bool pack)
       : weight_(weight), transposed_(transposed), og_(s.o_per_group()),
         kg_(s.c_per_group() * s.kh * s.kw) {
-    if (chunks < 2) return;
+    if (!pack) return;
     for (int64_t g = 0; g < s.groups; ++g) {
       packed_.push_back(PackedOperand::pack_a(transposed, rows(), depth(), group(g), kg_));
     }
@@ -421,11 +525,16 @@ class WeightOperand {
     }
   }
 
-  static int64_t packed_floats(const ConvShape& s, bool transposed, int64_t chunks) {
+  // C (og x n) = W_g @ B with B packed from `b` itself (forward only).
+  void gemm(int64_t g, int64_t n, const BPanelSource& b, float* c, int64_t ldc) const {
+    sgemm(packed_.at(g), b, n, 1.0f, 0.0f, c, ldc);
+  }
+
+  static int64_t packed_floats(const ConvShape& s, bool transposed, bool pack) {
     const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
     const int64_t one = transposed ? PackedOperand::floats(PackedOperand::Side::A, kg, og)
                                    : PackedOperand::floats(PackedOperand::Side::A, og, kg);
-    return chunks < 2 ? 0 : s.groups * one;
+    return pack ? s.groups * one : 0;
   }
 
  private:
@@ -453,7 +562,8 @@ void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weig
   const int64_t image_in = s.c * s.h * s.w, image_out = s.o * plane;
   const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
   const float* b_mat = x + i0 * image_in;  // pointwise: the input itself (then i1 = i0 + 1)
-  if (!s.is_pointwise()) {
+  const bool implicit = implicit_im2col(s);
+  if (!s.is_pointwise() && !implicit) {
     float* cols = ws.cols.get(s.col_rows() * width);
     for (int64_t i = i0; i < i1; ++i) {
       im2col_image(s, x + i * image_in, cols + (i - i0) * plane, width, parallel);
@@ -465,7 +575,11 @@ void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weig
     out = ws.out.get(s.o * width);
   }
   for (int64_t g = 0; g < s.groups; ++g) {
-    weight.gemm(g, width, b_mat + g * kg * width, width, out + g * og * width, width);
+    if (implicit) {
+      weight.gemm(g, width, ImplicitColumns(s, x, i0, g), out + g * og * width, width);
+    } else {
+      weight.gemm(g, width, b_mat + g * kg * width, width, out + g * og * width, width);
+    }
   }
   if (i1 - i0 == 1 && bias == nullptr) return;
   const bool worth = parallel && s.o * width >= kMinParallelFloats;
@@ -696,7 +810,7 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* weight, con
   if (s.n == 0 || s.o == 0) return;
   const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
   const int threads = omp_get_max_threads();
-  const WeightOperand w(s, weight, false, chunks);
+  const WeightOperand w(s, weight, false, chunks > 1 || implicit_im2col(s));
   if (over_images(chunks, threads)) {
     for_images_in_parallel(chunks, threads, [&](int64_t ci, int) {
       forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), t_forward, y,
@@ -717,7 +831,7 @@ void conv2d_backward(const ConvShape& s, const float* dy, const float* x, const 
   }
   if (s.n == 0 || (dx == nullptr && dweight == nullptr)) return;
   const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
-  const WeightOperand w_t(s, weight, true, dx != nullptr ? chunks : 0);
+  const WeightOperand w_t(s, weight, true, dx != nullptr && chunks > 1);
   BackwardArgs a{s, dy, x, w_t, dx, dweight, chunk};
   const int threads = omp_get_max_threads();
   if (over_images(chunks, threads)) {
@@ -737,10 +851,11 @@ int64_t conv2d_forward_workspace(const ConvShape& s, int threads) {
   if (s.n == 0) return 0;
   const int64_t chunk = chunk_images(s), width = chunk * s.out_plane();
   const int64_t team = over_images(ceil_div(s.n, chunk), threads) ? threads : 1;
-  const int64_t cols = s.is_pointwise() ? 0 : s.col_rows() * width;
+  const bool implicit = implicit_im2col(s);
+  const int64_t cols = s.is_pointwise() || implicit ? 0 : s.col_rows() * width;
   const int64_t out = chunk > 1 ? s.o * width : 0;
   return team * (cols + out) + phase_workspace(s, threads) +
-         WeightOperand::packed_floats(s, false, ceil_div(s.n, chunk));
+         WeightOperand::packed_floats(s, false, ceil_div(s.n, chunk) > 1 || implicit);
 }
 
 int64_t conv2d_backward_workspace(const ConvShape& s, int threads) {
@@ -751,9 +866,11 @@ int64_t conv2d_backward_workspace(const ConvShape& s, int threads) {
   const int64_t dyc = chunk > 1 ? s.o * width : 0;
   const int64_t part = s.o * s.c_per_group() * s.kh * s.kw;
   return team * (cols + dyc + part) + phase_workspace(s, threads) +
-         WeightOperand::packed_floats(s, true, ceil_div(s.n, chunk));
+         WeightOperand::packed_floats(s, true, ceil_div(s.n, chunk) > 1);
 }
 
 void set_conv_parallel_mode(int mode) { g_parallel_mode.store(mode); }
+
+bool set_conv_implicit_im2col(bool enabled) { return g_implicit_im2col.exchange(enabled); }
 
 }  // namespace pk

@@ -46,6 +46,7 @@ struct GemmArgs {
   int64_t ldc;
   const PackedOperand* a_packed = nullptr;  // then a, lda and trans_a are unused
   const PackedOperand* b_packed = nullptr;
+  const BPanelSource* b_panels = nullptr;  // then b, ldb and trans_b are unused
 
   // op(A)[i][p] and op(B)[p][j], reading through the stored transpose.
   float a_at(int64_t i, int64_t p) const { return trans_a ? a[p * lda + i] : a[i * lda + p]; }
@@ -322,6 +323,7 @@ class PackedGemm {
   const float* b_source(int64_t p0, int64_t j0) const { return pk::b_source(g_.trans_b, g_.b, g_.ldb, p0, j0); }
 
   void pack_b(int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) const {
+    if (g_.b_panels != nullptr) return g_.b_panels->pack(p0, kc, j0, cols, uk_.nr, dst);
     b_packer(uk_)(b_source(p0, j0), g_.ldb, g_.trans_b, cols, kc, uk_.nr, dst);
   }
 
@@ -349,6 +351,7 @@ class PackedGemm {
   };
 
   Prefetcher b_prefetcher(int64_t p0, int64_t kc, int64_t j0, int64_t cols) const {
+    if (g_.b_panels != nullptr) return Prefetcher();  // nothing stored to walk
     // Transposed B stores each column of op(B) as a contiguous run of kc.
     return g_.trans_b ? Prefetcher(b_source(p0, j0), g_.ldb, cols, kc)
                       : Prefetcher(b_source(p0, j0), g_.ldb, kc, cols);
@@ -510,6 +513,15 @@ void sgemm(const PackedOperand& a, bool trans_b, int64_t n, float alpha, const f
   if (a.side() != PackedOperand::Side::A) throw std::invalid_argument("sgemm: operand packed as B used as A");
   GemmArgs g{false, trans_b, a.outer(), n, a.depth(), alpha, nullptr, 0, b, ldb, beta, c, ldc};
   g.a_packed = &a;
+  sgemm_with_packed(g, a.isa());
+}
+
+void sgemm(const PackedOperand& a, const BPanelSource& b, int64_t n, float alpha, float beta,
+           float* c, int64_t ldc) {
+  if (a.side() != PackedOperand::Side::A) throw std::invalid_argument("sgemm: operand packed as B used as A");
+  GemmArgs g{false, false, a.outer(), n, a.depth(), alpha, nullptr, 0, nullptr, 0, beta, c, ldc};
+  g.a_packed = &a;
+  g.b_panels = &b;
   sgemm_with_packed(g, a.isa());
 }
 

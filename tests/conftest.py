@@ -132,3 +132,18 @@ def threads():
 
     return run
 
+
+
+def _isas():
+    from pykernels.bench.peak import available_isas
+
+    return available_isas()
+
+
+@pytest.fixture(params=_isas())
+def each_isa(request):
+    """Runs the test once per SIMD ISA this CPU has, restoring the active one."""
+    before = pykernels.get_isa()
+    pykernels.set_isa(request.param)
+    yield request.param
+    pykernels.set_isa(before)

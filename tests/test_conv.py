@@ -215,6 +215,38 @@ def test_empty_batch(rng):
     assert F.im2col(x, 3).shape == (0, 27, 36)
 
 
+# Stride-1 convolutions as wide as their input: the forward packs GEMM panels
+# from the image (implicit im2col). Planes smaller than a panel (3x3: one panel
+# spans several images), a 1x7 kernel, dilation, groups, a 64-wide plane.
+IMPLICIT_CASES = [
+    ((20, 3, 3, 3), (4, 3, 3, 3), 1, 1, 1, 1),
+    ((3, 5, 9, 17), (6, 5, 1, 7), 1, (0, 3), 1, 1),
+    ((4, 4, 12, 10), (6, 2, 3, 3), 1, 2, 2, 2),
+    ((2, 3, 5, 64), (5, 3, 5, 5), 1, 2, 1, 1),
+    ((17, 16, 13, 13), (24, 16, 3, 3), 1, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", IMPLICIT_CASES, ids=lambda c: "x".join(map(str, c[0])))
+def test_implicit_im2col_is_bitwise_the_explicit_one(rng, threads, each_isa, case):
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    x, w, b = random_f32(rng, x_shape), random_f32(rng, w_shape), random_f32(rng, (w_shape[0],))
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    implicit = [threads(n, F.conv2d, x, w, b, **kw) for n in (1, 2)]
+    implicit_ws = conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=1)
+    try:
+        _cpu.conv_implicit_im2col(False)
+        explicit = threads(1, F.conv2d, x, w, b, **kw)
+        # the shared test of the path: without the column matrix the workspace shrinks
+        assert conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=1) > implicit_ws
+    finally:
+        _cpu.conv_implicit_im2col(True)
+    for got in implicit:
+        np.testing.assert_array_equal(got, explicit)
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    _close(implicit[0], R.conv2d(x64, w64, b64, **kw), np.sqrt(w[0].size))
+
+
 def _packed_weights(got, rest, rows, depth):
     """The part of a workspace beyond `rest`: the weights packed once per call,
     rows rounded up to the micro-kernel's register tile (at most 15 more)."""
@@ -240,8 +272,16 @@ def test_workspace_is_bounded_per_image():
     chunk = 7  # ceil(1024 / 169) images side by side
     # stride 1 reads rows in place: no phase scratch; backward packs W^T (1728 x 384)
     _packed_weights(bwd, 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 384 * 1728), 1728, 384)
+    # a stride-1 "same" forward packs its columns straight from the image: no column matrix
     fwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1, threads=2)
-    _packed_weights(fwd, 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169), 384, 1728)
+    _packed_weights(fwd, 2 * 4 * 384 * chunk * 169, 384, 1728)
+    try:
+        _cpu.conv_implicit_im2col(False)
+        explicit = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1,
+                                          threads=2)
+    finally:
+        _cpu.conv_implicit_im2col(True)
+    _packed_weights(explicit, 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169), 384, 1728)
     # strided but narrower than 32 output columns: strided row reads, no phase scratch either
     small = conv2d_workspace_bytes((64, 16, 32, 32), (32, 16, 3, 3), stride=2, padding=1,
                                    threads=1)
@@ -249,7 +289,7 @@ def test_workspace_is_bounded_per_image():
     _packed_weights(small, 4 * (144 * 4 * 256 + 32 * 4 * 256), 32, 144)
     # 8x8 planes want 16 images per chunk, but only 7 images' columns fit in 2**18 floats
     eight = conv2d_workspace_bytes((64, 64, 8, 8), (64, 64, 3, 3), padding=1, threads=1)
-    _packed_weights(eight, 4 * (576 * 7 * 64 + 64 * 7 * 64), 64, 576)
+    _packed_weights(eight, 4 * 64 * 7 * 64, 64, 576)  # implicit im2col: no columns
 
 
 def _ones(*shape):

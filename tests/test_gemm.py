@@ -7,7 +7,6 @@ from hypothesis import given, settings, strategies as st
 import pykernels
 import pykernels.functional as F
 import pykernels.reference as R
-from pykernels.bench.peak import available_isas
 from helpers import gemm_error_bound as error_bound, random_f32
 
 ALGOS = ["naive", "blocked", "packed", "auto"]
@@ -118,16 +117,8 @@ def test_one_and_two_threads_bitwise_equal(rng, threads, algo, m, n, k):
     np.testing.assert_array_equal(c1, c2)
 
 
-@pytest.fixture(params=available_isas())
-def isa(request):
-    before = pykernels.get_isa()
-    pykernels.set_isa(request.param)
-    yield request.param
-    pykernels.set_isa(before)
-
-
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-def test_every_isa(rng, isa, trans_a, trans_b):
+def test_every_isa(rng, each_isa, trans_a, trans_b):
     for m, n, k in [(1, 1, 1), (31, 47, 61), (130, 260, 300), (64, 64, 64)]:
         a, b = stored(rng, m, k, trans_a), stored(rng, k, n, trans_b)
         c = random_f32(rng, (m, n))
@@ -142,7 +133,7 @@ def test_every_isa(rng, isa, trans_a, trans_b):
 
 
 @pytest.mark.parametrize("threads_", [1, 2])
-def test_every_isa_bitwise_across_threads(rng, isa, threads, threads_):
+def test_every_isa_bitwise_across_threads(rng, each_isa, threads, threads_):
     a, b = random_f32(rng, (211, 307)), random_f32(rng, (307, 199))
     np.testing.assert_array_equal(threads(threads_, F.gemm, a, b), threads(1, F.gemm, a, b))
 
@@ -222,7 +213,7 @@ PACK_SHAPES = [(1, 1, 1), (7, 13, 1), (13, 1, 7), (33, 49, 97), (64, 676, 800), 
 
 @pytest.mark.parametrize("m,n,k", PACK_SHAPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-def test_packed_operand_is_bitwise_the_plain_product(rng, isa, m, n, k, trans_a, trans_b):
+def test_packed_operand_is_bitwise_the_plain_product(rng, each_isa, m, n, k, trans_a, trans_b):
     """Either operand packed once gives exactly gemm(algo='packed'): same blocks,
     kernel and summation order (k up to 1000 spans several K blocks)."""
     a, b = stored(rng, m, k, trans_a), stored(rng, k, n, trans_b)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pykernels import _cpu
 import pykernels.functional as F
 import pykernels.reference as R
 from pykernels._functional.conv import conv2d_workspace_bytes
@@ -75,8 +76,8 @@ def test_gemm_leading_dimension_past_2_31(sparse, rng):
 def test_workspace_figures_are_64_bit():
     """The scratch of a huge convolution is reported exactly, past 2^31."""
     shape_x, shape_w = (1, 64, 2048, 2048), (64, 64, 3, 3)
-    floats = conv2d_workspace_bytes(shape_x, shape_w, padding=1, threads=1) // 4
-    # one image's columns, C*kh*kw x OH*OW, plus a padded channel of phases
+    floats = conv2d_workspace_bytes(shape_x, shape_w, padding=1, threads=1, backward=True) // 4
+    # one image's columns, C*kh*kw x OH*OW (the backward's im2col), and more
     assert floats >= 64 * 9 * 2048 * 2048 > BIG
 
 
@@ -201,22 +202,28 @@ def test_im2col_output_past_2_31(rng):
 @pytest.mark.slow
 def test_conv2d_one_image_with_columns_past_2_31(rng):
     """One image whose own column matrix (C*kh*kw, OH*OW) = (72, 30.25e6) has
-    more than 2^31 entries: offsets row * P pass 2^31 inside im2col and the GEMM."""
+    more than 2^31 entries: offsets row * P pass 2^31 inside im2col and the GEMM
+    (explicit im2col), and GEMM panel columns run to 30.25e6 (implicit)."""
     c, size = 8, 5500
     x_shape, w_shape = (1, c, size, size), (1, c, 3, 3)
-    work = conv2d_workspace_bytes(x_shape, w_shape, padding=1)
-    assert work // 4 > BIG
-    _need(work + 2 * c * size * size * 4)
-    x = np.empty(x_shape, np.float32)
-    x[...] = (np.arange(c, dtype=np.float32) + 1)[None, :, None, None]
-    x[0, :, -1, -1] = -100.0
-    w = np.ones(w_shape, np.float32)
-    y = F.conv2d(x, w, padding=1)
+    previous = _cpu.conv_implicit_im2col(False)
+    try:
+        work = conv2d_workspace_bytes(x_shape, w_shape, padding=1)
+        assert work // 4 > BIG
+        _need(work + 2 * c * size * size * 4)
+        x = np.empty(x_shape, np.float32)
+        x[...] = (np.arange(c, dtype=np.float32) + 1)[None, :, None, None]
+        x[0, :, -1, -1] = -100.0
+        w = np.ones(w_shape, np.float32)
+        explicit = F.conv2d(x, w, padding=1)
+    finally:
+        _cpu.conv_implicit_im2col(previous)
     total = float(c * (c + 1) // 2)
-    assert y[0, 0, size // 2, size // 2] == 9 * total            # interior
-    assert y[0, 0, 0, 0] == 4 * total                            # corner: 4 taps
-    assert y[0, 0, -1, -1] == 3 * total + c * -100.0             # last pixel, past 2^31 cols
-    assert y[0, 0, -1, -3] == 6 * total                          # bottom edge row
+    for y in (explicit, F.conv2d(x, w, padding=1)):
+        assert y[0, 0, size // 2, size // 2] == 9 * total            # interior
+        assert y[0, 0, 0, 0] == 4 * total                            # corner: 4 taps
+        assert y[0, 0, -1, -1] == 3 * total + c * -100.0             # last pixel, past 2^31 cols
+        assert y[0, 0, -1, -3] == 6 * total                          # bottom edge row
 
 
 # ---- memory: no growth over repeated calls ------------------------------------------------

@@ -57,4 +57,9 @@ int64_t conv2d_backward_workspace(const ConvShape& s, int threads);
 // (parallel GEMM). Results are bitwise the same in every mode.
 void set_conv_parallel_mode(int mode);
 
+// Test and benchmark hook: false makes the forward materialise im2col's
+// columns even where it packs them from the image (bitwise the same result).
+// Returns the previous setting.
+bool set_conv_implicit_im2col(bool enabled);
+
 }  // namespace pk

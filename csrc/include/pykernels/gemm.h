@@ -56,6 +56,23 @@ class PackedOperand {
   std::unique_ptr<float, Free> data_;
 };
 
+// An op(B) that packs its own panels instead of being read from memory: a
+// convolution packs them straight from its input image ("implicit im2col"),
+// so the column matrix is never written out and read back.
+class BPanelSource {
+ public:
+  virtual ~BPanelSource() = default;
+  // Rows [p0, p0 + kc) of columns [j0, j0 + cols) of op(B) as ceil(cols / nr)
+  // panels: column j lands at dst[q * nr * kc + (p - p0) * nr + j % nr] with
+  // q = (j - j0) / nr, zeros past `cols` in the last panel. Called from the
+  // GEMM's threads concurrently (for disjoint dst), so it must be thread-safe.
+  virtual void pack(int64_t p0, int64_t kc, int64_t j0, int64_t cols, int nr, float* dst) const = 0;
+};
+
+// C = alpha * A * B + beta * C with A packed and B (k x n) from `b`.
+void sgemm(const PackedOperand& a, const BPanelSource& b, int64_t n, float alpha, float beta,
+           float* c, int64_t ldc);
+
 // C = alpha * A * op(B) + beta * C with A packed (m = a.outer(), k = a.depth()).
 void sgemm(const PackedOperand& a, bool trans_b, int64_t n, float alpha, const float* b,
            int64_t ldb, float beta, float* c, int64_t ldc);

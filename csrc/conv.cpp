@@ -376,8 +376,9 @@ void for_images_in_parallel(int64_t count, int threads, Body body) {
 
 // Images per chunk: their column matrices sit side by side so that the GEMMs
 // are wide (AlexNet conv3-5 have P = 169). When one image's columns are small
-// but a full chunk's would not fit in L2 (ResNet's 64-channel 8x8 layers: 576 x 1024 floats), the chunk shrinks
-// to what fits, so im2col's output is still cached when the GEMM reads it.
+// but a full chunk's would not fit in L2 (ResNet's 64-channel 8x8 layers:
+// 576 x 1024 floats), the chunk shrinks to what fits, so im2col's output is
+// still cached when the GEMM reads it.
 // A function of the shape only, never of the thread count.
 constexpr int64_t kTargetColumns = 1024;
 constexpr int64_t kCachedColumnFloats = int64_t{1} << 18;  // 1 MiB
@@ -451,10 +452,12 @@ class ImplicitColumns final : public BPanelSource {
       const int64_t live = std::min<int64_t>(nr, cols - q0);
       // A panel spans one image or the end of one and the start of the next.
       for (int64_t j = 0; j < live;) {
-        const int64_t image = (j0 + q0 + j) / s_.out_plane(), first = (j0 + q0 + j) % s_.out_plane();
+        const int64_t column = j0 + q0 + j;
+        const int64_t image = column / s_.out_plane(), first = column % s_.out_plane();
         const int64_t run = std::min(live - j, s_.out_plane() - first);
         tap_masks(first, run, masks.data());
-        pack_run(images_ + image * s_.c * s_.h * s_.w + first, masks.data(), p0, kc, run, nr, dst + j);
+        pack_run(images_ + image * s_.c * s_.h * s_.w + first, masks.data(), p0, kc, run, nr,
+                 dst + j);
         j += run;
       }
       for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * nr + live, dst + (p + 1) * nr, 0.0f);
@@ -485,7 +488,8 @@ class ImplicitColumns final : public BPanelSource {
     const int64_t taps = s_.kh * s_.kw;
     int64_t c = p0 / taps, ki = p0 % taps / s_.kw, kj = p0 % s_.kw;
     for (int64_t p = 0; p < kc; ++p) {
-      const float* src = pixels + c * s_.h * s_.w + (ki * s_.dh - s_.ph) * s_.w + kj * s_.dw - s_.pw;
+      const float* src =
+          pixels + c * s_.h * s_.w + (ki * s_.dh - s_.ph) * s_.w + kj * s_.dw - s_.pw;
       copy_(src, masks[ki] & masks[s_.kh + kj], run, dst + p * nr);
       if (++kj == s_.kw) {
         kj = 0;
@@ -556,8 +560,9 @@ thread_local ForwardScratch t_forward;
 
 // y of images [i0, i1) = W @ cols + bias, group by group. The bias is added
 // after the product (not as the GEMM's beta) so every chunk size rounds alike.
-void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weight, const float* bias,
-                   int64_t i0, int64_t i1, ForwardScratch& ws, float* y, bool parallel) {
+void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weight,
+                   const float* bias, int64_t i0, int64_t i1, ForwardScratch& ws, float* y,
+                   bool parallel) {
   const int64_t plane = s.out_plane(), width = (i1 - i0) * plane;
   const int64_t image_in = s.c * s.h * s.w, image_out = s.o * plane;
   const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;

@@ -56,8 +56,7 @@ struct GemmArgs {
 int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 int64_t round_up(int64_t x, int64_t multiple) { return ceil_div(x, multiple) * multiple; }
 
-// Where op(X)[p0][j0] (B) or op(X)[j0][p0] (A, with trans meaning the other
-// way round) is stored, and whether a panel row is read down a column.
+// Addresses of op(A)[i0][p0] and op(B)[p0][j0] in their stored layouts.
 const float* a_source(bool trans_a, const float* a, int64_t lda, int64_t i0, int64_t p0) {
   return trans_a ? a + p0 * lda + i0 : a + i0 * lda + p0;
 }
@@ -307,9 +306,10 @@ class PackedGemm {
           const int64_t mc_now = std::min(mc, r.i_end - ic);
           const float* a_block = g_.a_packed ? g_.a_packed->panels(pc, ic) : a_pack;
           if (!g_.a_packed) pack_a(ic, mc_now, pc, kc_now, a_pack);
-          const BBlock b_block = g_.b_packed
-              ? BBlock{jc, pc, kc_now, nc_now, const_cast<float*>(g_.b_packed->panels(pc, jc)), false, false}
-              : BBlock{jc, pc, kc_now, nc_now, b_pack, ic == r.i_begin, single_pass};
+          const BBlock b_block =
+              g_.b_packed ? BBlock{jc, pc, kc_now, nc_now, g_.b_packed->panels(pc, jc), nullptr, false}
+                          : BBlock{jc, pc, kc_now, nc_now, b_pack, ic == r.i_begin ? b_pack : nullptr,
+                                   single_pass};
           macro_kernel(b_block, mc_now, a_block, g_.c + ic * g_.ldc + jc, beta);
         }
       }
@@ -317,10 +317,13 @@ class PackedGemm {
   }
 
   void pack_a(int64_t i0, int64_t rows, int64_t p0, int64_t kc, float* dst) const {
-    a_packer(uk_)(a_source(g_.trans_a, g_.a, g_.lda, i0, p0), g_.lda, !g_.trans_a, rows, kc, uk_.mr, dst);
+    a_packer(uk_)(a_source(g_.trans_a, g_.a, g_.lda, i0, p0), g_.lda, !g_.trans_a, rows, kc,
+                  uk_.mr, dst);
   }
 
-  const float* b_source(int64_t p0, int64_t j0) const { return pk::b_source(g_.trans_b, g_.b, g_.ldb, p0, j0); }
+  const float* b_source(int64_t p0, int64_t j0) const {
+    return pk::b_source(g_.trans_b, g_.b, g_.ldb, p0, j0);
+  }
 
   void pack_b(int64_t p0, int64_t kc, int64_t j0, int64_t cols, float* dst) const {
     if (g_.b_panels != nullptr) return g_.b_panels->pack(p0, kc, j0, cols, uk_.nr, dst);
@@ -360,9 +363,9 @@ class PackedGemm {
   // One KC x NC block of op(B), with whether this pass must pack it.
   struct BBlock {
     int64_t jc, pc, kc, cols;
-    float* pack;
-    bool pack_now;
-    bool ring;  // pack holds one group of panels, refilled as jr advances
+    const float* panels;  // where the kernel reads the block's panels
+    float* pack_into;     // = panels when this pass packs them, else nullptr
+    bool ring;            // panels holds one group, refilled as jr advances
   };
 
   // jr outer, ir inner: one B micro-panel stays in L1 while A panels stream
@@ -375,8 +378,9 @@ class PackedGemm {
     Prefetcher next_group;
     int64_t lines_per_call = 0;
     for (int64_t jr = 0; jr < blk.cols; jr += uk_.nr) {
-      if (blk.pack_now && jr % group == 0) {
-        pack_b(blk.pc, kc, blk.jc + jr, std::min(group, blk.cols - jr), blk.pack + (blk.ring ? 0 : jr * kc));
+      if (blk.pack_into != nullptr && jr % group == 0) {
+        pack_b(blk.pc, kc, blk.jc + jr, std::min(group, blk.cols - jr),
+               blk.pack_into + (blk.ring ? 0 : jr * kc));
         const int64_t next = jr + group;
         if (next < blk.cols) {
           next_group = b_prefetcher(blk.pc, kc, blk.jc + next, std::min(group, blk.cols - next));
@@ -384,7 +388,7 @@ class PackedGemm {
         }
       }
       const int64_t tile_cols = std::min<int64_t>(uk_.nr, blk.cols - jr);
-      const float* b_panel = blk.pack + (blk.ring ? jr % group : jr) * kc;
+      const float* b_panel = blk.panels + (blk.ring ? jr % group : jr) * kc;
       for (int64_t ir = 0; ir < rows; ir += uk_.mr) {
         const int64_t tile_rows = std::min<int64_t>(uk_.mr, rows - ir);
         const float* a_panel = a_pack + ir * kc;
@@ -454,7 +458,8 @@ void sgemm_auto(const GemmArgs& g) { sgemm_packed(g); }
 }  // namespace
 
 PackedOperand::PackedOperand(Side side, int64_t outer, int64_t depth)
-    : side_(side), outer_(std::max<int64_t>(0, outer)), depth_(std::max<int64_t>(0, depth)), isa_(active_isa()) {
+    : side_(side), outer_(std::max<int64_t>(0, outer)), depth_(std::max<int64_t>(0, depth)),
+      isa_(active_isa()) {
   const MicroKernel& uk = kernel_for(isa_);
   padded_outer_ = round_up(outer_, side == Side::A ? uk.mr : uk.nr);
   kc_ = k_block(uk, depth_);
@@ -463,7 +468,8 @@ PackedOperand::PackedOperand(Side side, int64_t outer, int64_t depth)
 
 int64_t PackedOperand::floats(Side side, int64_t outer, int64_t depth) {
   const MicroKernel& uk = kernel_for(active_isa());
-  return round_up(std::max<int64_t>(0, outer), side == Side::A ? uk.mr : uk.nr) * std::max<int64_t>(0, depth);
+  const int64_t width = side == Side::A ? uk.mr : uk.nr;
+  return round_up(std::max<int64_t>(0, outer), width) * std::max<int64_t>(0, depth);
 }
 
 const float* PackedOperand::panels(int64_t p0, int64_t at) const {
@@ -484,15 +490,24 @@ void pack_all(const MicroKernel& uk, gemm::PackFn pack, bool strided, int64_t ld
   for (int64_t blk = 0; blk < blocks; ++blk) {
     for (int64_t q = 0; q < pieces; ++q) {
       const int64_t p0 = blk * kc, j0 = q * piece;
-      pack(source(p0, j0), ld, strided, std::min(piece, outer - j0), std::min(kc, depth - p0), width,
-           const_cast<float*>(dst.panels(p0, j0)));
+      pack(source(p0, j0), ld, strided, std::min(piece, outer - j0), std::min(kc, depth - p0),
+           width, const_cast<float*>(dst.panels(p0, j0)));
     }
+  }
+}
+
+void require_side(const PackedOperand& x, PackedOperand::Side side) {
+  if (x.side() != side) {
+    throw std::invalid_argument(side == PackedOperand::Side::A
+                                    ? "sgemm: an operand packed as B used as A"
+                                    : "sgemm: an operand packed as A used as B");
   }
 }
 
 }  // namespace
 
-PackedOperand PackedOperand::pack_a(bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda) {
+PackedOperand PackedOperand::pack_a(bool trans_a, int64_t m, int64_t k, const float* a,
+                                    int64_t lda) {
   PackedOperand packed(Side::A, m, k);
   const MicroKernel& uk = kernel_for(packed.isa_);
   pack_all(uk, a_packer(uk), !trans_a, lda, packed.outer_, packed.depth_, uk.mr,
@@ -500,7 +515,8 @@ PackedOperand PackedOperand::pack_a(bool trans_a, int64_t m, int64_t k, const fl
   return packed;
 }
 
-PackedOperand PackedOperand::pack_b(bool trans_b, int64_t k, int64_t n, const float* b, int64_t ldb) {
+PackedOperand PackedOperand::pack_b(bool trans_b, int64_t k, int64_t n, const float* b,
+                                    int64_t ldb) {
   PackedOperand packed(Side::B, n, k);
   const MicroKernel& uk = kernel_for(packed.isa_);
   pack_all(uk, b_packer(uk), trans_b, ldb, packed.outer_, packed.depth_, uk.nr,
@@ -508,9 +524,9 @@ PackedOperand PackedOperand::pack_b(bool trans_b, int64_t k, int64_t n, const fl
   return packed;
 }
 
-void sgemm(const PackedOperand& a, bool trans_b, int64_t n, float alpha, const float* b, int64_t ldb,
-           float beta, float* c, int64_t ldc) {
-  if (a.side() != PackedOperand::Side::A) throw std::invalid_argument("sgemm: operand packed as B used as A");
+void sgemm(const PackedOperand& a, bool trans_b, int64_t n, float alpha, const float* b,
+           int64_t ldb, float beta, float* c, int64_t ldc) {
+  require_side(a, PackedOperand::Side::A);
   GemmArgs g{false, trans_b, a.outer(), n, a.depth(), alpha, nullptr, 0, b, ldb, beta, c, ldc};
   g.a_packed = &a;
   sgemm_with_packed(g, a.isa());
@@ -518,16 +534,16 @@ void sgemm(const PackedOperand& a, bool trans_b, int64_t n, float alpha, const f
 
 void sgemm(const PackedOperand& a, const BPanelSource& b, int64_t n, float alpha, float beta,
            float* c, int64_t ldc) {
-  if (a.side() != PackedOperand::Side::A) throw std::invalid_argument("sgemm: operand packed as B used as A");
+  require_side(a, PackedOperand::Side::A);
   GemmArgs g{false, false, a.outer(), n, a.depth(), alpha, nullptr, 0, nullptr, 0, beta, c, ldc};
   g.a_packed = &a;
   g.b_panels = &b;
   sgemm_with_packed(g, a.isa());
 }
 
-void sgemm(bool trans_a, int64_t m, float alpha, const float* a, int64_t lda, const PackedOperand& b,
-           float beta, float* c, int64_t ldc) {
-  if (b.side() != PackedOperand::Side::B) throw std::invalid_argument("sgemm: operand packed as A used as B");
+void sgemm(bool trans_a, int64_t m, float alpha, const float* a, int64_t lda,
+           const PackedOperand& b, float beta, float* c, int64_t ldc) {
+  require_side(b, PackedOperand::Side::B);
   GemmArgs g{trans_a, false, m, b.outer(), b.depth(), alpha, a, lda, nullptr, 0, beta, c, ldc};
   g.b_packed = &b;
   sgemm_with_packed(g, b.isa());

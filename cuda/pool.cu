@@ -372,18 +372,29 @@ void with_index_type(int64_t total, Launch launch) {
   }
 }
 
+// Launches kernel_for(I{}) as kernel(args..., I(total), geom) over `total`
+// elements on a grid-strided 1-D grid, I chosen by with_index_type, and
+// checks the launch: the one shape of every per-element pooling kernel.
+template <typename KernelFor, typename... Args>
+void launch_per_element(int64_t total, const Pool2dShape& s, cudaStream_t stream, const char* name,
+                        KernelFor kernel_for, Args... args) {
+  if (total <= 0) return;
+  with_index_type(total, [&](auto zero) {
+    using I = decltype(zero);
+    const auto kernel = kernel_for(zero);
+    PK_LAUNCH(blocks_for(total, kThreads, kMaxBlocks), kThreads, 0, stream, kernel)(
+        args..., I(total), geom_of(s));
+  });
+  check_launch(name);
+}
+
 }  // namespace
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* indices,
                         cudaStream_t stream) {
-  const int64_t total = s.planes * s.out_h * s.out_w;
-  if (total <= 0) return;
-  with_index_type(total, [&](auto zero) {
-    using I = decltype(zero);
-    PK_LAUNCH(blocks_for(total, kThreads, kMaxBlocks), kThreads, 0, stream,
-              max_pool_forward_kernel<I>)(x, y, indices, I(total), geom_of(s));
-  });
-  check_launch("max_pool_forward_kernel");
+  launch_per_element(s.planes * s.out_h * s.out_w, s, stream, "max_pool_forward_kernel",
+                     [](auto zero) { return max_pool_forward_kernel<decltype(zero)>; }, x, y,
+                     indices);
 }
 
 void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* indices, float* dx,
@@ -403,25 +414,13 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* i
 }
 
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y, cudaStream_t stream) {
-  const int64_t total = s.planes * s.out_h * s.out_w;
-  if (total <= 0) return;
-  with_index_type(total, [&](auto zero) {
-    using I = decltype(zero);
-    PK_LAUNCH(blocks_for(total, kThreads, kMaxBlocks), kThreads, 0, stream,
-              avg_pool_forward_kernel<I>)(x, y, I(total), geom_of(s));
-  });
-  check_launch("avg_pool_forward_kernel");
+  launch_per_element(s.planes * s.out_h * s.out_w, s, stream, "avg_pool_forward_kernel",
+                     [](auto zero) { return avg_pool_forward_kernel<decltype(zero)>; }, x, y);
 }
 
 void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx, cudaStream_t stream) {
-  const int64_t total = s.planes * s.in_h * s.in_w;
-  if (total <= 0) return;
-  with_index_type(total, [&](auto zero) {
-    using I = decltype(zero);
-    PK_LAUNCH(blocks_for(total, kThreads, kMaxBlocks), kThreads, 0, stream,
-              avg_pool_backward_kernel<I>)(dy, dx, I(total), geom_of(s));
-  });
-  check_launch("avg_pool_backward_kernel");
+  launch_per_element(s.planes * s.in_h * s.in_w, s, stream, "avg_pool_backward_kernel",
+                     [](auto zero) { return avg_pool_backward_kernel<decltype(zero)>; }, dy, dx);
 }
 
 void adaptive_avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y,

@@ -183,7 +183,8 @@ void register_gemm(py::module_& m) {
                                                   : py::make_tuple(p.depth(), p.outer());
       })
       .def_property_readonly("isa", [](const PackedOperand& p) { return isa_name(p.isa()); })
-      .def("__repr__", [](const PackedOperand& p) { return "<PackedOperand " + packed_str(p) + ">"; });
+      .def("__repr__",
+           [](const PackedOperand& p) { return "<PackedOperand " + packed_str(p) + ">"; });
   m.def("gemm_pack", &gemm_pack, py::arg("x"), py::arg("side"), py::arg("trans"),
         "op(x) packed as the A or B operand of later products");
   m.def("gemm_packed", &gemm_packed, py::arg("packed"), py::arg("side"), py::arg("x"),

@@ -75,17 +75,25 @@ Pool2dShape adaptive_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o
 
 using Pair = std::pair<int64_t, int64_t>;
 
+// Window geometry over the planes of `input` (x forward, dx backward), after
+// checking that `output` (y forward, dy backward) has the pooled shape.
+Pool2dShape pooled(const py::array& input, const char* input_name, const py::array& output,
+                   const char* output_name, Pair k, Pair st, Pair pad) {
+  require_4d(input, input_name);
+  const Pool2dShape s = window_shape(input.shape(0), input.shape(1), input.shape(2),
+                                     input.shape(3), k.first, k.second, st.first, st.second,
+                                     pad.first, pad.second);
+  require_shape(output, output_name, input.shape(0), input.shape(1), s.out_h, s.out_w);
+  return s;
+}
+
 }  // namespace
 
 void register_pool(py::module_& m) {
   m.def(
       "max_pool2d_forward",
       [](const py::array& x, py::array& y, py::array& indices, Pair k, Pair st, Pair pad) {
-        require_4d(x, "x");
-        const Pool2dShape s = window_shape(x.shape(0), x.shape(1), x.shape(2), x.shape(3),
-                                           k.first, k.second, st.first, st.second, pad.first,
-                                           pad.second);
-        require_shape(y, "y", x.shape(0), x.shape(1), s.out_h, s.out_w);
+        const Pool2dShape s = pooled(x, "x", y, "y", k, st, pad);
         require_shape(indices, "indices", x.shape(0), x.shape(1), s.out_h, s.out_w);
         const float* xp = in_ptr(x, "x");
         float* yp = out_ptr(y, "y");
@@ -123,11 +131,7 @@ void register_pool(py::module_& m) {
   m.def(
       "avg_pool2d_forward",
       [](const py::array& x, py::array& y, Pair k, Pair st, Pair pad) {
-        require_4d(x, "x");
-        const Pool2dShape s = window_shape(x.shape(0), x.shape(1), x.shape(2), x.shape(3),
-                                           k.first, k.second, st.first, st.second, pad.first,
-                                           pad.second);
-        require_shape(y, "y", x.shape(0), x.shape(1), s.out_h, s.out_w);
+        const Pool2dShape s = pooled(x, "x", y, "y", k, st, pad);
         const float* xp = in_ptr(x, "x");
         float* yp = out_ptr(y, "y");
         py::gil_scoped_release release;
@@ -137,11 +141,7 @@ void register_pool(py::module_& m) {
   m.def(
       "avg_pool2d_backward",
       [](const py::array& dy, py::array& dx, Pair k, Pair st, Pair pad) {
-        require_4d(dx, "dx");
-        const Pool2dShape s = window_shape(dx.shape(0), dx.shape(1), dx.shape(2), dx.shape(3),
-                                           k.first, k.second, st.first, st.second, pad.first,
-                                           pad.second);
-        require_shape(dy, "dy", dx.shape(0), dx.shape(1), s.out_h, s.out_w);
+        const Pool2dShape s = pooled(dx, "dx", dy, "dy", k, st, pad);
         const float* dyp = in_ptr(dy, "dy");
         float* dxp = out_ptr(dx, "dx");
         py::gil_scoped_release release;

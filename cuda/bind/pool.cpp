@@ -70,6 +70,24 @@ Pool2dShape plain_shape(int64_t planes, int64_t in_h, int64_t in_w, int64_t out_
 const int64_t* index_cptr(std::uintptr_t p) { return reinterpret_cast<const int64_t*>(p); }
 int64_t* index_mptr(std::uintptr_t p) { return reinterpret_cast<int64_t*>(p); }
 
+// avg_pool2d_forward and _backward take the same arguments: the array the
+// kernel reads, the one it writes, then the planes' geometry and the window.
+template <void (*Op)(const Pool2dShape&, const float*, float*, cudaStream_t)>
+void def_avg_pool(py::module_& m, const char* name, const char* read, const char* written) {
+  m.def(
+      name,
+      [](std::uintptr_t in, std::uintptr_t out, int64_t planes, int64_t in_h, int64_t in_w,
+         int64_t out_h, int64_t out_w, Pair k, Pair st, Pair pad, std::uintptr_t stream) {
+        const Pool2dShape s = window_shape(planes, in_h, in_w, out_h, out_w, k, st, pad);
+        check_pointers(planes, {in, out});
+        py::gil_scoped_release release;
+        Op(s, cptr(in), mptr(out), as_stream(stream));
+      },
+      py::arg(read), py::arg(written), py::arg("planes"), py::arg("in_h"), py::arg("in_w"),
+      py::arg("out_h"), py::arg("out_w"), py::arg("kernel_size"), py::arg("stride"),
+      py::arg("padding"), py::arg("stream"));
+}
+
 }  // namespace
 
 void register_pool(py::module_& m) {
@@ -99,30 +117,8 @@ void register_pool(py::module_& m) {
       },
       py::arg("dy"), py::arg("indices"), py::arg("dx"), py::arg("bad_flag"), py::arg("planes"),
       py::arg("in_h"), py::arg("in_w"), py::arg("out_h"), py::arg("out_w"), py::arg("stream"));
-  m.def(
-      "avg_pool2d_forward",
-      [](std::uintptr_t x, std::uintptr_t y, int64_t planes, int64_t in_h, int64_t in_w,
-         int64_t out_h, int64_t out_w, Pair k, Pair st, Pair pad, std::uintptr_t stream) {
-        const Pool2dShape s = window_shape(planes, in_h, in_w, out_h, out_w, k, st, pad);
-        check_pointers(planes, {x, y});
-        py::gil_scoped_release release;
-        avg_pool2d_forward(s, cptr(x), mptr(y), as_stream(stream));
-      },
-      py::arg("x"), py::arg("y"), py::arg("planes"), py::arg("in_h"), py::arg("in_w"),
-      py::arg("out_h"), py::arg("out_w"), py::arg("kernel_size"), py::arg("stride"),
-      py::arg("padding"), py::arg("stream"));
-  m.def(
-      "avg_pool2d_backward",
-      [](std::uintptr_t dy, std::uintptr_t dx, int64_t planes, int64_t in_h, int64_t in_w,
-         int64_t out_h, int64_t out_w, Pair k, Pair st, Pair pad, std::uintptr_t stream) {
-        const Pool2dShape s = window_shape(planes, in_h, in_w, out_h, out_w, k, st, pad);
-        check_pointers(planes, {dy, dx});
-        py::gil_scoped_release release;
-        avg_pool2d_backward(s, cptr(dy), mptr(dx), as_stream(stream));
-      },
-      py::arg("dy"), py::arg("dx"), py::arg("planes"), py::arg("in_h"), py::arg("in_w"),
-      py::arg("out_h"), py::arg("out_w"), py::arg("kernel_size"), py::arg("stride"),
-      py::arg("padding"), py::arg("stream"));
+  def_avg_pool<avg_pool2d_forward>(m, "avg_pool2d_forward", "x", "y");
+  def_avg_pool<avg_pool2d_backward>(m, "avg_pool2d_backward", "dy", "dx");
   m.def(
       "adaptive_avg_pool2d_forward",
       [](std::uintptr_t x, std::uintptr_t y, int64_t planes, int64_t in_h, int64_t in_w,

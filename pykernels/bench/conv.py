@@ -1,6 +1,8 @@
 """AlexNet's five convolutions (torchvision layout), forward and forward +
 backward: pykernels against PyTorch CPU (same thread count, skipped when torch
-is missing) side by side, interleaved, medians; and against the NumPy reference,
+is missing) side by side, interleaved, medians; for the stride-1 "same" layers
+(conv2-5) also against pykernels with the implicit im2col off (the explicit
+column matrix, the previous rung); and against the NumPy reference,
 which is slow, so it is timed once per case on a smaller batch and scaled per
 image (the row says so). GFLOP/s count 2*N*O*C/g*kh*kw*OH*OW per pass; backward
 computes dx, dweight and dbias (twice the forward's FLOPs).
@@ -66,6 +68,22 @@ def _pykernels_cases(x, w, b, dy, s, p):
     return {"fwd": lambda: F.conv2d(x, w, b, s, p), "fwd+bwd": fwd_bwd}
 
 
+def _explicit_im2col(fn):
+    """fn with the forward's implicit im2col turned off (the previous rung)."""
+    def run():
+        previous = _cpu.conv_implicit_im2col(False)
+        try:
+            fn()
+        finally:
+            _cpu.conv_implicit_im2col(previous)
+
+    return run
+
+
+def _uses_implicit_im2col(s, p, k, hw):
+    return s == 1 and hw + 2 * p - k + 1 == hw and k > 1
+
+
 def _torch_cases(torch, x, w, b, dy, s, p):
     tx, tw, tb, tdy = (torch.from_numpy(a) for a in (x, w, b, dy))
     gx, gw, gb = (t.clone().requires_grad_() for t in (tx, tw, tb))
@@ -109,6 +127,9 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
             theirs = _torch_cases(torch, x, w, b, dy, s, p) if torch is not None else {}
             for what in ("fwd", "fwd+bwd"):
                 cases = {"pykernels": ours[what]}
+                implicit = _uses_implicit_im2col(s, p, k, hw)
+                if implicit:
+                    cases["explicit im2col"] = _explicit_im2col(ours[what])
                 if theirs:
                     cases["torch"] = theirs[what]
                 with pinned_threads(t):
@@ -123,6 +144,8 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
                 if "torch" in med:
                     row["torch GFLOP/s"] = flops / med["torch"] / 1e9
                     row["vs torch"] = med["torch"] / med["pykernels"]
+                if implicit:
+                    row["implicit vs explicit im2col"] = med["explicit im2col"] / med["pykernels"]
                 row["reference GFLOP/s"] = ref_gf
                 row["vs reference"] = gf / ref_gf
                 row["of peak"] = gf / peak

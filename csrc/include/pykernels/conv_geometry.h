@@ -22,7 +22,9 @@ inline std::string conv_pair_str(int64_t a, int64_t b) {
 template <typename Shape>
 void finish_conv_geometry(Shape& s, int64_t max_extent, const std::string& where) {
   auto fail = [](const std::string& msg) { throw std::invalid_argument(msg); };
-  if (s.n < 0 || s.c < 0 || s.h < 0 || s.w < 0 || s.o < 0) fail("negative size in convolution shape");
+  if (s.n < 0 || s.c < 0 || s.h < 0 || s.w < 0 || s.o < 0) {
+    fail("negative size in convolution shape");
+  }
   if (s.kh < 1 || s.kw < 1) fail("kernel_size must be >= 1, got " + conv_pair_str(s.kh, s.kw));
   if (s.sh < 1 || s.sw < 1) fail("stride must be >= 1, got " + conv_pair_str(s.sh, s.sw));
   if (s.dh < 1 || s.dw < 1) fail("dilation must be >= 1, got " + conv_pair_str(s.dh, s.dw));

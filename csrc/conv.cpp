@@ -68,6 +68,7 @@
 #include "pykernels/conv_kernels.h"
 #include "pykernels/gemm.h"
 #include "pykernels/isa.h"
+#include "pykernels/parallel.h"
 
 namespace pk {
 
@@ -360,16 +361,19 @@ void col2im_image(const ConvShape& s, float* cols, int64_t ld, float* x, bool pa
   });
 }
 
-// Runs body(image, thread) for every image on a team whose GEMMs are single-threaded.
-template <typename Body>
-void for_images_in_parallel(int64_t count, int threads, Body body) {
+// Runs body(item) for every item on a team whose GEMMs are single-threaded,
+// then after() once on each thread of the team.
+template <typename Body, typename After>
+void for_images_in_parallel(int64_t count, int threads, Body body, After after) {
+  RegionFailure failure;
 #pragma omp parallel num_threads(threads)
   {
     omp_set_num_threads(1);  // this thread's nested regions (the GEMM's) get one thread
-    const int self = omp_get_thread_num();
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < count; ++i) body(i, self);
+    for (int64_t i = 0; i < count; ++i) failure.run([&] { body(i); });
+    after();
   }
+  failure.rethrow();
 }
 
 // ---- forward -------------------------------------------------------------
@@ -378,7 +382,8 @@ void for_images_in_parallel(int64_t count, int threads, Body body) {
 // are wide (AlexNet conv3-5 have P = 169). When one image's columns are small
 // but a full chunk's would not fit in L2 (ResNet's 64-channel 8x8 layers:
 // 576 x 1024 floats), the chunk shrinks to what fits, so im2col's output is
-// still cached when the GEMM reads it.
+// still cached when the GEMM reads it (the implicit forward has no such
+// output; it keeps the same chunks, which the backward's sum order needs).
 // A function of the shape only, never of the thread count.
 constexpr int64_t kTargetColumns = 1024;
 constexpr int64_t kCachedColumnFloats = int64_t{1} << 18;  // 1 MiB
@@ -406,6 +411,16 @@ class Buffer {
     return data_.get();
   }
   float* data() const { return data_.get(); }
+  // Frees a buffer grown past the cap, so one huge call does not pin its
+  // scratch for the rest of the process; smaller ones stay for reuse.
+  void trim() {
+    if (size_ > kKeptFloats) {
+      data_.reset();
+      size_ = 0;
+    }
+  }
+
+  static constexpr int64_t kKeptFloats = int64_t{1} << 24;  // 64 MiB
 
  private:
   std::unique_ptr<float[]> data_;
@@ -447,7 +462,10 @@ class ImplicitColumns final : public BPanelSource {
         copy_(masked_copy_for_active_isa()) {}
 
   void pack(int64_t p0, int64_t kc, int64_t j0, int64_t cols, int nr, float* dst) const override {
-    std::vector<uint64_t> masks(s_.kh + s_.kw);
+    // One mask word per kernel row and column; on the stack for kernels up to 32 x 32.
+    uint64_t local[64];
+    std::vector<uint64_t> heap(s_.kh + s_.kw > 64 ? s_.kh + s_.kw : 0);
+    uint64_t* masks = heap.empty() ? local : heap.data();
     for (int64_t q0 = 0; q0 < cols; q0 += nr, dst += nr * kc) {
       const int64_t live = std::min<int64_t>(nr, cols - q0);
       // A panel spans one image or the end of one and the start of the next.
@@ -455,9 +473,8 @@ class ImplicitColumns final : public BPanelSource {
         const int64_t column = j0 + q0 + j;
         const int64_t image = column / s_.out_plane(), first = column % s_.out_plane();
         const int64_t run = std::min(live - j, s_.out_plane() - first);
-        tap_masks(first, run, masks.data());
-        pack_run(images_ + image * s_.c * s_.h * s_.w + first, masks.data(), p0, kc, run, nr,
-                 dst + j);
+        tap_masks(first, run, masks);
+        pack_run(images_ + image * s_.c * s_.h * s_.w + first, masks, p0, kc, run, nr, dst + j);
         j += run;
       }
       for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * nr + live, dst + (p + 1) * nr, 0.0f);
@@ -553,21 +570,25 @@ class WeightOperand {
 };
 
 struct ForwardScratch {
-  Buffer cols;  // (C*kh*kw, S*P)
+  Buffer cols;  // (C*kh*kw, S*P), explicit im2col only
   Buffer out;   // (O, S*P) when S > 1; a single image writes y directly
+
+  void trim() {
+    cols.trim();
+    out.trim();
+  }
 };
 thread_local ForwardScratch t_forward;
 
 // y of images [i0, i1) = W @ cols + bias, group by group. The bias is added
 // after the product (not as the GEMM's beta) so every chunk size rounds alike.
 void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weight,
-                   const float* bias, int64_t i0, int64_t i1, ForwardScratch& ws, float* y,
-                   bool parallel) {
+                   const float* bias, int64_t i0, int64_t i1, bool implicit, ForwardScratch& ws,
+                   float* y, bool parallel) {
   const int64_t plane = s.out_plane(), width = (i1 - i0) * plane;
   const int64_t image_in = s.c * s.h * s.w, image_out = s.o * plane;
   const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
   const float* b_mat = x + i0 * image_in;  // pointwise: the input itself (then i1 = i0 + 1)
-  const bool implicit = implicit_im2col(s);
   if (!s.is_pointwise() && !implicit) {
     float* cols = ws.cols.get(s.col_rows() * width);
     for (int64_t i = i0; i < i1; ++i) {
@@ -617,6 +638,12 @@ struct BackwardScratch {
   Buffer cols;   // (C*kh*kw, S*P): im2col of the chunk, then W^T @ dy
   Buffer dyc;    // (O, S*P): dy of the chunk, images side by side
   Buffer parts;  // weight-gradient terms (O, Kg), one per thread of the team
+
+  void trim() {
+    cols.trim();
+    dyc.trim();
+    parts.trim();
+  }
 
   BackwardScratch& fit(const BackwardArgs& a) {
     const int64_t width = a.chunk * a.s.out_plane();
@@ -727,12 +754,14 @@ void backward_over_images(const BackwardArgs& a, int64_t chunks, int threads) {
   const int64_t part_size = a.s.o * a.s.c_per_group() * a.s.kh * a.s.kw;
   float* parts = a.dweight != nullptr ? t_backward.parts.get(threads * part_size) : nullptr;
   const int64_t waves = ceil_div(chunks, threads);
+  RegionFailure failure;
 #pragma omp parallel num_threads(threads)
   {
     omp_set_num_threads(1);  // single-threaded GEMMs inside this team
     const int self = omp_get_thread_num();
     const int team = omp_get_num_threads();  // may be fewer than asked
-    BackwardScratch& ws = t_backward.fit(a);
+    BackwardScratch* ws = nullptr;
+    failure.run([&] { ws = &t_backward.fit(a); });
     // Wave w gives chunk w*threads + t to thread t (t >= team: covered by
     // thread t % team), then the team adds the wave's terms in chunk order.
     for (int64_t wave = 0; wave < waves; ++wave) {
@@ -740,7 +769,8 @@ void backward_over_images(const BackwardArgs& a, int64_t chunks, int threads) {
         const int64_t ci = wave * threads + t;
         if (ci >= chunks) continue;
         float* part = a.dweight != nullptr ? parts + t * part_size : nullptr;
-        backward_chunk_work(a, ci, ws, part, false);
+        // A failed thread skips its work but still meets every barrier.
+        if (ws != nullptr) failure.run([&] { backward_chunk_work(a, ci, *ws, part, false); });
       }
       if (a.dweight != nullptr) {
 #pragma omp barrier
@@ -749,7 +779,13 @@ void backward_over_images(const BackwardArgs& a, int64_t chunks, int threads) {
         // (the omp for ends in a barrier, so the parts are free again)
       }
     }
+    if (ws != nullptr) {  // (the parts belong to the caller, trimmed below)
+      ws->cols.trim();
+      ws->dyc.trim();
+    }
   }
+  failure.rethrow();
+  t_backward.trim();
 }
 
 void backward_sequential(const BackwardArgs& a, int64_t chunks) {
@@ -764,6 +800,7 @@ void backward_sequential(const BackwardArgs& a, int64_t chunks) {
       add_parts_in_order(a.dweight, part, part_size, 1);
     }
   }
+  ws.trim();
 }
 
 }  // namespace
@@ -815,17 +852,19 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* weight, con
   if (s.n == 0 || s.o == 0) return;
   const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
   const int threads = omp_get_max_threads();
-  const WeightOperand w(s, weight, false, chunks > 1 || implicit_im2col(s));
+  const bool implicit = implicit_im2col(s);  // decided once: the packing below depends on it
+  const WeightOperand w(s, weight, false, chunks > 1 || implicit);
+  auto chunk_work = [&](int64_t ci, bool parallel) {
+    forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), implicit, t_forward,
+                  y, parallel);
+  };
   if (over_images(chunks, threads)) {
-    for_images_in_parallel(chunks, threads, [&](int64_t ci, int) {
-      forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), t_forward, y,
-                    false);
-    });
+    for_images_in_parallel(chunks, threads, [&](int64_t ci) { chunk_work(ci, false); },
+                           [] { t_forward.trim(); });
     return;
   }
-  for (int64_t ci = 0; ci < chunks; ++ci) {
-    forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), t_forward, y, true);
-  }
+  for (int64_t ci = 0; ci < chunks; ++ci) chunk_work(ci, true);
+  t_forward.trim();
 }
 
 void conv2d_backward(const ConvShape& s, const float* dy, const float* x, const float* weight,

@@ -156,8 +156,10 @@ def gemm_pack(x, *, side="b", trans=False):
     Plain GEMMs repack both operands on every call; when one operand is
     reused (an LSTM's recurrent weights at every time step) packing it once
     saves that copy, which dominates products with few rows (32 x 2048 x 512:
-    about half the time). Results are bitwise those of gemm(algo="packed").
-    The packed operand is a copy: later changes to x do not reach it.
+    about half the time). Results are bitwise those of gemm(algo="packed")
+    under the ISA active when it was packed: the operand keeps that ISA's
+    layout and kernel (`.isa`) even if set_isa changes later. It is a copy:
+    later changes to x do not reach it.
     """
     require_float32(x, "x")
     if x.ndim != 2:
@@ -172,7 +174,7 @@ def gemm_pack(x, *, side="b", trans=False):
 
 
 def _is_packed(x) -> bool:
-    return type(x).__name__ == "PackedOperand" and isinstance(x, cpu().PackedOperand)
+    return isinstance(x, cpu().PackedOperand)
 
 
 def _gemm_with_packed(a, b, c, alpha, beta, trans_a, trans_b, algo):

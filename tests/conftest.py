@@ -133,7 +133,6 @@ def threads():
     return run
 
 
-
 def _isas():
     from pykernels.bench.peak import available_isas
 

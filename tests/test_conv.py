@@ -220,6 +220,9 @@ def test_empty_batch(rng):
 # spans several images), a 1x7 kernel, dilation, groups, a 64-wide plane.
 IMPLICIT_CASES = [
     ((20, 3, 3, 3), (4, 3, 3, 3), 1, 1, 1, 1),
+    ((3, 2, 9, 11), (3, 2, 3, 3), 1, (0, 1), 1, 1),        # output shorter than the input
+    ((3, 2, 5, 11), (3, 2, 1, 3), 1, (1, 1), 1, 1),        # output taller than the input
+    ((2, 3, 10, 12), (4, 3, 3, 3), 1, (2, 1), (2, 1), 1),  # dh != dw
     ((3, 5, 9, 17), (6, 5, 1, 7), 1, (0, 3), 1, 1),
     ((4, 4, 12, 10), (6, 2, 3, 3), 1, 2, 2, 2),
     ((2, 3, 5, 64), (5, 3, 5, 5), 1, 2, 1, 1),

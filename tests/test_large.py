@@ -164,12 +164,18 @@ def test_gemm_output_past_2_31(rng):
 @pytest.mark.slow
 def test_conv2d_with_im2col_work_past_2_31(rng):
     """N * C*kh*kw * OH*OW = 4400 * 121 * 4096 > 2^31: the column matrix of the
-    batch would not fit in a 32-bit index; computed in chunks of images."""
+    batch would not fit in a 32-bit index; computed in chunks of images (the
+    forward both with the explicit im2col and with the implicit one)."""
     n, size, k = 4400, 64, 11
     x = rng.standard_normal((n, 1, size, size)).astype(np.float32)
     w = rng.standard_normal((2, 1, k, k)).astype(np.float32)
     assert n * k * k * size * size > BIG
     y = F.conv2d(x, w, padding=k // 2)
+    previous = _cpu.conv_implicit_im2col(False)
+    try:
+        np.testing.assert_array_equal(F.conv2d(x, w, padding=k // 2), y)
+    finally:
+        _cpu.conv_implicit_im2col(previous)
     picks = [0, 1, n // 2, n - 1]
     want = R.conv2d(x[picks].astype(np.float64), w.astype(np.float64), padding=k // 2)
     np.testing.assert_allclose(y[picks], want, rtol=1e-4, atol=1e-4)

@@ -204,7 +204,7 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, algo="fused"):
         gates = _gemm(x.reshape(steps * batch, inputs), w_ih, trans_b=True)
         gates = gates.reshape(steps, batch, 4 * hidden)
         h, c = h0, c0
-        w_rec, trans = _reused_b(w_hh, True)
+        w_rec, trans = _reused_b(w_hh, True) if steps else (w_hh, True)
         for t in range(steps):
             _gemm(h, w_rec, gates[t], beta=1.0, trans_b=trans)
             _pointwise_forward(gates[t], bias, c, cells[t], y[t])
@@ -231,7 +231,7 @@ def lstm_backward(dy, dhn, dcn, cache: LSTMCache):
     w_hh = cache.w_hh
     dgates = xp.empty_like(cache.gates)
     dh, dc = dhn.copy(), dcn.copy()
-    w_rec, trans = _reused_b(w_hh, False)
+    w_rec, trans = _reused_b(w_hh, False) if steps else (w_hh, False)
     for t in range(steps - 1, -1, -1):
         c_prev = cache.cells[t - 1] if t else cache.c0
         _pointwise_backward(dy[t], dh, dc, cache.gates[t], c_prev, dgates[t])

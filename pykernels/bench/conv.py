@@ -80,8 +80,15 @@ def _explicit_im2col(fn):
     return run
 
 
-def _uses_implicit_im2col(s, p, k, hw):
-    return s == 1 and hw + 2 * p - k + 1 == hw and k > 1
+def _uses_implicit_im2col(x_shape, w_shape, s, p):
+    """Whether the forward packs from the image: then it needs no column
+    workspace, so its bound drops when the hook forces the explicit path."""
+    implicit = conv2d_workspace_bytes(x_shape, w_shape, s, p, threads=1)
+    previous = _cpu.conv_implicit_im2col(False)
+    try:
+        return conv2d_workspace_bytes(x_shape, w_shape, s, p, threads=1) > implicit
+    finally:
+        _cpu.conv_implicit_im2col(previous)
 
 
 def _torch_cases(torch, x, w, b, dy, s, p):
@@ -127,7 +134,7 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
             theirs = _torch_cases(torch, x, w, b, dy, s, p) if torch is not None else {}
             for what in ("fwd", "fwd+bwd"):
                 cases = {"pykernels": ours[what]}
-                implicit = _uses_implicit_im2col(s, p, k, hw)
+                implicit = _uses_implicit_im2col(x.shape, w.shape, s, p)
                 if implicit:
                     cases["explicit im2col"] = _explicit_im2col(ours[what])
                 if theirs:

@@ -63,9 +63,10 @@ class BPanelSource {
  public:
   virtual ~BPanelSource() = default;
   // Rows [p0, p0 + kc) of columns [j0, j0 + cols) of op(B) as ceil(cols / nr)
-  // panels: column j lands at dst[q * nr * kc + (p - p0) * nr + j % nr] with
-  // q = (j - j0) / nr, zeros past `cols` in the last panel. Called from the
-  // GEMM's threads concurrently (for disjoint dst), so it must be thread-safe.
+  // panels: entry (p, j) lands at dst[q * nr * kc + (p - p0) * nr + (j - j0) % nr]
+  // with q = (j - j0) / nr, zeros past `cols` in the last panel. nr <= 64 (the
+  // widest register tile is 48). Called from the GEMM's threads concurrently
+  // (for disjoint dst), so it must be thread-safe.
   virtual void pack(int64_t p0, int64_t kc, int64_t j0, int64_t cols, int nr, float* dst) const = 0;
 };
 

@@ -5,8 +5,32 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 
 namespace pk {
+
+// Carries the first exception thrown inside an OpenMP region out of it: one
+// escaping the region would call std::terminate. Wrap each work item in run()
+// so a failing thread still reaches the region's barriers, then rethrow()
+// after the region.
+class RegionFailure {
+ public:
+  template <typename Fn>
+  void run(Fn fn) noexcept {
+    try {
+      fn();
+    } catch (...) {
+#pragma omp critical(pk_region_failure)
+      if (!failure_) failure_ = std::current_exception();
+    }
+  }
+  void rethrow() const {
+    if (failure_) std::rethrow_exception(failure_);
+  }
+
+ private:
+  std::exception_ptr failure_;
+};
 
 // Below this many elements a parallel region costs more than it saves.
 constexpr int64_t kMinElementsPerThread = 1 << 15;

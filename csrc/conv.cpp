@@ -13,9 +13,12 @@
 // Variants:
 // - 1x1, stride 1, no padding ("pointwise"): the input plane already is the
 //   column matrix (C, H*W), so no im2col and no col2im; dx is written by the GEMM.
-// - Stride 1 with outputs as wide as the input (the "same" 3x3 and 5x5 convs):
-//   the forward's GEMM packs its B panels straight from the image (implicit
-//   im2col, below), so no column matrix exists; backward still uses im2col.
+// - Forward, implicit im2col (below): the GEMM packs its B panels itself, so
+//   no column matrix exists. Stride 1 with outputs as wide as the input (the
+//   "same" 3x3 and 5x5 convs): straight from the image; other convolutions:
+//   from the chunk's zero-padded stride-phase planes (about the padded input
+//   in size) when those are smaller than the columns (not 1x1 stride 2,
+//   which keeps im2col). The backward still uses im2col and col2im.
 // - Parallelism, chosen per call: with at least as many work items (images,
 //   or chunks in backward) as threads, each thread takes whole images with a
 //   single-threaded GEMM (im2col is memory-bound and scales only this way);
@@ -42,15 +45,18 @@
 //
 // Workspace (floats; T = OpenMP threads, team = T when threads work on whole
 // images, 1 in the sequential mode; Ph = sh*sw*ceil((H+2ph)/sh)*ceil((W+2pw)/sw),
-// about one padded input channel, when the phase split is used (sw > 1 and
-// OW >= 32), else 0):
-//   forward:  team * (C*kh*kw * S*P [neither pointwise nor implicit] + O * S*P [S > 1]) + T * Ph + Wp
-//   backward: team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1] + O * Kg) + T * Ph + Wp
+// about one padded input channel; Ps = Ph when im2col splits phases (sw > 1
+// and OW >= 32), else 0):
+//   forward:  team * (F + O * S*P [S > 1]) + T * Ps [explicit] + Wp, with the
+//             column term F = C*kh*kw * S*P (explicit im2col), S * C/groups * Ph
+//             (from phase planes) or 0 (from the image, or pointwise)
+//   backward: team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1] + O * Kg) + T * Ps + Wp
 // where Wp, the packed weights when there are several chunks (always for the
 // implicit forward), is about the weight's own size (rows rounded up to the
 // micro-kernel's register tile).
-// It grows with the image, never with the batch: AlexNet conv1 forward
-// (363 x 3025 columns) needs 4.4 MB per thread at any batch size.
+// It grows with the image, never with the batch: AlexNet conv1's forward
+// needs 0.6 MB of phase planes per thread at any batch size (its explicit
+// 363 x 3025 columns would be 4.4 MB).
 // conv2d_{forward,backward}_workspace compute these numbers.
 #include "pykernels/conv.h"
 
@@ -127,9 +133,8 @@ struct Phases {
         cols(ceil_div(s.w + 2 * s.pw, s.sw)),
         split(s.sw > 1 && s.ow >= kMinPhaseWidth) {}
 
-  int64_t scratch_floats(const ConvShape& s) const {
-    return split ? s.sh * s.sw * rows * cols : 0;
-  }
+  int64_t floats(const ConvShape& s) const { return s.sh * s.sw * rows * cols; }
+  int64_t scratch_floats(const ConvShape& s) const { return split ? floats(s) : 0; }
 };
 
 // Output columns [lo, hi) whose input column ox * stride + shift lies in [0, in).
@@ -441,8 +446,39 @@ class Buffer {
 // copies were ~20% of conv4's forward), and the forward needs no column
 // workspace. The packed values, hence the results, are bitwise im2col's.
 
-bool implicit_im2col(const ConvShape& s) {
-  return g_implicit_im2col.load() && rows_are_contiguous(s) && !s.is_pointwise();
+// Other convolutions (strided: AlexNet conv1, ResNet's downsampling; or
+// "valid" ones) read from the zero-padded stride-phase planes of the input
+// instead (split_phases): there every tap's output row is one contiguous run,
+// so a panel row is one or two plain copies, and the planes, about the padded
+// input in size, replace a column matrix kh*kw / (sh*sw) times larger (taken
+// only when the planes are the smaller of the two: not for 1x1 stride 2).
+
+enum class ForwardColumns {
+  Pointwise,   // the input is the column matrix
+  Explicit,    // im2col into a column matrix, then the GEMM packs it
+  FromImage,   // panels packed from the image (stride 1, same width)
+  FromPhases,  // panels packed from the chunk's phase planes
+};
+
+// Where each wins, measured against the explicit path on ResNet-20 and
+// AlexNet shapes (1 and 2 threads): from the image once a GEMM column has
+// 256 or more rows (C/g*kh*kw; 27 rows: 0.66x, 144: 0.93-1.03x, 288: 1.16-
+// 1.39x, AlexNet conv2-5: 1.03-1.34x), as the run masks are set up per panel
+// and amortised over the rows; from the phase planes on outputs at least
+// 32 wide (AlexNet conv1: 1.11x, 224 -> 112 stride 2: 1.08x; 16- and 8-wide
+// outputs: 0.77-0.99x, their runs being too short).
+constexpr int64_t kMinImplicitRows = 256;
+
+ForwardColumns forward_columns(const ConvShape& s) {
+  if (s.is_pointwise()) return ForwardColumns::Pointwise;
+  if (!g_implicit_im2col.load()) return ForwardColumns::Explicit;
+  if (rows_are_contiguous(s)) {
+    return s.c_per_group() * s.kh * s.kw >= kMinImplicitRows ? ForwardColumns::FromImage
+                                                             : ForwardColumns::Explicit;
+  }
+  const bool planes_smaller = Phases(s).floats(s) < s.kh * s.kw * s.out_plane();
+  return s.ow >= kMinPhaseWidth && planes_smaller ? ForwardColumns::FromPhases
+                                                  : ForwardColumns::Explicit;
 }
 
 conv_detail::MaskedCopyFn masked_copy_for_active_isa() {
@@ -453,35 +489,73 @@ conv_detail::MaskedCopyFn masked_copy_for_active_isa() {
   }
 }
 
-// op(B) of one group's forward GEMM over images [i0, ...) side by side:
-// column j is pixel j % P of image i0 + j / P; row (c, ki, kj) of the group.
-class ImplicitColumns final : public BPanelSource {
+// The panel walk shared by both implicit im2cols: each panel of nr columns
+// is cut into runs a subclass packs row by row (pack_run), and the columns
+// past the last live one are zeroed.
+class ColumnPanels : public BPanelSource {
  public:
-  ImplicitColumns(const ConvShape& s, const float* x, int64_t i0, int64_t group)
-      : s_(s), images_(x + (i0 * s.c + group * s.c_per_group()) * s.h * s.w),
-        copy_(masked_copy_for_active_isa()) {}
+  explicit ColumnPanels(const ConvShape& s) : s_(s) {}
 
-  void pack(int64_t p0, int64_t kc, int64_t j0, int64_t cols, int nr, float* dst) const override {
-    // One mask word per kernel row and column; on the stack for kernels up to 32 x 32.
-    uint64_t local[64];
-    std::vector<uint64_t> heap(s_.kh + s_.kw > 64 ? s_.kh + s_.kw : 0);
-    uint64_t* masks = heap.empty() ? local : heap.data();
+  void pack(int64_t p0, int64_t kc, int64_t j0, int64_t cols, int nr, float* dst) const final {
     for (int64_t q0 = 0; q0 < cols; q0 += nr, dst += nr * kc) {
       const int64_t live = std::min<int64_t>(nr, cols - q0);
-      // A panel spans one image or the end of one and the start of the next.
-      for (int64_t j = 0; j < live;) {
-        const int64_t column = j0 + q0 + j;
-        const int64_t image = column / s_.out_plane(), first = column % s_.out_plane();
-        const int64_t run = std::min(live - j, s_.out_plane() - first);
-        tap_masks(first, run, masks);
-        pack_run(images_ + image * s_.c * s_.h * s_.w + first, masks, p0, kc, run, nr, dst + j);
-        j += run;
-      }
+      for (int64_t j = 0; j < live;) j += pack_run(j0 + q0 + j, live - j, p0, kc, nr, dst + j);
       for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * nr + live, dst + (p + 1) * nr, 0.0f);
     }
   }
 
+ protected:
+  // Rows [p0, p0 + kc) of the run of columns from `column` on (at most `most`
+  // of them) into dst, rows nr apart; returns the run's length.
+  virtual int64_t pack_run(int64_t column, int64_t most, int64_t p0, int64_t kc, int64_t nr,
+                           float* dst) const = 0;
+
+  // fn(p, c, ki, kj) for rows p0 .. p0 + kc - 1, row p being tap (ki, kj) of channel c.
+  template <typename Fn>
+  void for_rows(int64_t p0, int64_t kc, Fn fn) const {
+    const int64_t taps = s_.kh * s_.kw;
+    int64_t c = p0 / taps, ki = p0 % taps / s_.kw, kj = p0 % s_.kw;
+    for (int64_t p = 0; p < kc; ++p) {
+      fn(p, c, ki, kj);
+      if (++kj == s_.kw) {
+        kj = 0;
+        if (++ki == s_.kh) ki = 0, ++c;
+      }
+    }
+  }
+
+  const ConvShape& s_;
+};
+
+// op(B) of one group's forward GEMM over images [i0, ...) side by side:
+// column j is pixel j % P of image i0 + j / P; row (c, ki, kj) of the group.
+// A run spans the rest of an image's plane (a panel may end one image and
+// start the next).
+class ImplicitColumns final : public ColumnPanels {
+ public:
+  ImplicitColumns(const ConvShape& s, const float* x, int64_t i0, int64_t group)
+      : ColumnPanels(s), images_(x + (i0 * s.c + group * s.c_per_group()) * s.h * s.w),
+        copy_(masked_copy_for_active_isa()) {}
+
  private:
+  int64_t pack_run(int64_t column, int64_t most, int64_t p0, int64_t kc, int64_t nr,
+                   float* dst) const override {
+    const int64_t image = column / s_.out_plane(), first = column % s_.out_plane();
+    const int64_t run = std::min(most, s_.out_plane() - first);
+    // One mask word per kernel row and column; on the stack for kernels up to 32 x 32.
+    uint64_t local[64];
+    std::vector<uint64_t> heap(s_.kh + s_.kw > 64 ? s_.kh + s_.kw : 0);
+    uint64_t* masks = heap.empty() ? local : heap.data();
+    tap_masks(first, run, masks);
+    const float* pixels = images_ + image * s_.c * s_.h * s_.w + first;
+    for_rows(p0, kc, [&](int64_t p, int64_t c, int64_t ki, int64_t kj) {
+      const float* src =
+          pixels + c * s_.h * s_.w + (ki * s_.dh - s_.ph) * s_.w + kj * s_.dw - s_.pw;
+      copy_(src, masks[ki] & masks[s_.kh + kj], run, dst + p * nr);
+    });
+    return run;
+  }
+
   // Bit t of masks[ki] (rows) and masks[kh + kj] (columns): whether pixel
   // first + t's tap (ki, kj) lands inside the image; the tap is in when both are.
   void tap_masks(int64_t first, int64_t run, uint64_t* masks) const {
@@ -499,26 +573,50 @@ class ImplicitColumns final : public BPanelSource {
     }
   }
 
-  // Rows [p0, p0 + kc) of `run` pixels starting at `pixels` (image plane of channel 0).
-  void pack_run(const float* pixels, const uint64_t* masks, int64_t p0, int64_t kc, int64_t run,
-                int64_t nr, float* dst) const {
-    const int64_t taps = s_.kh * s_.kw;
-    int64_t c = p0 / taps, ki = p0 % taps / s_.kw, kj = p0 % s_.kw;
-    for (int64_t p = 0; p < kc; ++p) {
-      const float* src =
-          pixels + c * s_.h * s_.w + (ki * s_.dh - s_.ph) * s_.w + kj * s_.dw - s_.pw;
-      copy_(src, masks[ki] & masks[s_.kh + kj], run, dst + p * nr);
-      if (++kj == s_.kw) {
-        kj = 0;
-        if (++ki == s_.kh) ki = 0, ++c;
-      }
-    }
-  }
-
-  const ConvShape& s_;
   const float* images_;  // channel 0 of the group in image i0
   conv_detail::MaskedCopyFn copy_;
 };
+
+// op(B) of one group's forward GEMM read from the phase planes of its channels
+// in the chunk's images, laid out [image][channel][phase plane]; column j is
+// pixel j % P of image j / P, row (c, ki, kj) of the group.
+class PhasedColumns final : public ColumnPanels {
+ public:
+  PhasedColumns(const ConvShape& s, const float* planes)
+      : ColumnPanels(s), p_(s), planes_(planes), plane_floats_(p_.floats(s)) {}
+
+ private:
+  // A run ends with its output row: a row of a phase plane is contiguous.
+  int64_t pack_run(int64_t column, int64_t most, int64_t p0, int64_t kc, int64_t nr,
+                   float* dst) const override {
+    const int64_t image = column / s_.out_plane(), pixel = column % s_.out_plane();
+    const int64_t oy = pixel / s_.ow, ox = pixel % s_.ow;
+    const int64_t run = std::min(most, s_.ow - ox);
+    const float* row0 = planes_ + image * s_.c_per_group() * plane_floats_ + oy * p_.cols + ox;
+    for_rows(p0, kc, [&](int64_t p, int64_t c, int64_t ki, int64_t kj) {
+      const float* src = row0 + c * plane_floats_ + tap_offset(s_, p_, ki, kj);
+      std::copy(src, src + run, dst + p * nr);
+    });
+    return run;
+  }
+
+  const Phases p_;
+  const float* planes_;
+  int64_t plane_floats_;
+};
+
+// Phase planes of group g's channels in images [i0, i1), for PhasedColumns.
+void split_group_phases(const ConvShape& s, const float* x, int64_t i0, int64_t i1, int64_t g,
+                        float* planes, bool parallel) {
+  const Phases p(s);
+  const int64_t cg = s.c_per_group(), items = (i1 - i0) * cg, plane = p.floats(s);
+  const bool worth = parallel && items * plane >= kMinParallelFloats;
+#pragma omp parallel for schedule(static) if (worth)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t i = i0 + item / cg, c = g * cg + item % cg;
+    split_phases(s, p, x + (i * s.c + c) * s.h * s.w, planes + item * plane);
+  }
+}
 
 // The weights as the A operand of every chunk's GEMMs, group by group:
 // W_g (O/g, Kg) forward, W_g^T (Kg, O/g) for backward-data. With several
@@ -583,13 +681,13 @@ thread_local ForwardScratch t_forward;
 // y of images [i0, i1) = W @ cols + bias, group by group. The bias is added
 // after the product (not as the GEMM's beta) so every chunk size rounds alike.
 void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weight,
-                   const float* bias, int64_t i0, int64_t i1, bool implicit, ForwardScratch& ws,
-                   float* y, bool parallel) {
+                   const float* bias, int64_t i0, int64_t i1, ForwardColumns how,
+                   ForwardScratch& ws, float* y, bool parallel) {
   const int64_t plane = s.out_plane(), width = (i1 - i0) * plane;
   const int64_t image_in = s.c * s.h * s.w, image_out = s.o * plane;
   const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
   const float* b_mat = x + i0 * image_in;  // pointwise: the input itself (then i1 = i0 + 1)
-  if (!s.is_pointwise() && !implicit) {
+  if (how == ForwardColumns::Explicit) {
     float* cols = ws.cols.get(s.col_rows() * width);
     for (int64_t i = i0; i < i1; ++i) {
       im2col_image(s, x + i * image_in, cols + (i - i0) * plane, width, parallel);
@@ -601,8 +699,12 @@ void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weig
     out = ws.out.get(s.o * width);
   }
   for (int64_t g = 0; g < s.groups; ++g) {
-    if (implicit) {
+    if (how == ForwardColumns::FromImage) {
       weight.gemm(g, width, ImplicitColumns(s, x, i0, g), out + g * og * width, width);
+    } else if (how == ForwardColumns::FromPhases) {
+      float* planes = ws.cols.get((i1 - i0) * s.c_per_group() * Phases(s).floats(s));
+      split_group_phases(s, x, i0, i1, g, planes, parallel);
+      weight.gemm(g, width, PhasedColumns(s, planes), out + g * og * width, width);
     } else {
       weight.gemm(g, width, b_mat + g * kg * width, width, out + g * og * width, width);
     }
@@ -852,11 +954,12 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* weight, con
   if (s.n == 0 || s.o == 0) return;
   const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
   const int threads = omp_get_max_threads();
-  const bool implicit = implicit_im2col(s);  // decided once: the packing below depends on it
+  const ForwardColumns how = forward_columns(s);  // decided once: the packing below depends on it
+  const bool implicit = how == ForwardColumns::FromImage || how == ForwardColumns::FromPhases;
   const WeightOperand w(s, weight, false, chunks > 1 || implicit);
   auto chunk_work = [&](int64_t ci, bool parallel) {
-    forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), implicit, t_forward,
-                  y, parallel);
+    forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), how, t_forward, y,
+                  parallel);
   };
   if (over_images(chunks, threads)) {
     for_images_in_parallel(chunks, threads, [&](int64_t ci) { chunk_work(ci, false); },
@@ -895,11 +998,17 @@ int64_t conv2d_forward_workspace(const ConvShape& s, int threads) {
   if (s.n == 0) return 0;
   const int64_t chunk = chunk_images(s), width = chunk * s.out_plane();
   const int64_t team = over_images(ceil_div(s.n, chunk), threads) ? threads : 1;
-  const bool implicit = implicit_im2col(s);
-  const int64_t cols = s.is_pointwise() || implicit ? 0 : s.col_rows() * width;
+  const ForwardColumns how = forward_columns(s);
+  const bool explicit_cols = how == ForwardColumns::Explicit;
+  const int64_t cols = explicit_cols ? s.col_rows() * width
+                       : how == ForwardColumns::FromPhases
+                           ? chunk * s.c_per_group() * Phases(s).floats(s)
+                           : 0;
   const int64_t out = chunk > 1 ? s.o * width : 0;
-  return team * (cols + out) + phase_workspace(s, threads) +
-         WeightOperand::packed_floats(s, false, ceil_div(s.n, chunk) > 1 || implicit);
+  const bool packed = ceil_div(s.n, chunk) > 1 ||
+                      how == ForwardColumns::FromImage || how == ForwardColumns::FromPhases;
+  return team * (cols + out) + (explicit_cols ? phase_workspace(s, threads) : 0) +
+         WeightOperand::packed_floats(s, false, packed);
 }
 
 int64_t conv2d_backward_workspace(const ConvShape& s, int threads) {

@@ -215,18 +215,28 @@ def test_empty_batch(rng):
     assert F.im2col(x, 3).shape == (0, 27, 36)
 
 
-# Stride-1 convolutions as wide as their input: the forward packs GEMM panels
-# from the image (implicit im2col). Planes smaller than a panel (3x3: one panel
-# spans several images), a 1x7 kernel, dilation, groups, a 64-wide plane.
+# Convolutions whose forward packs its GEMM panels itself (implicit im2col).
+# From the image (stride 1, outputs as wide as the input, 256+ rows per
+# column): planes smaller than a panel (3x3: one panel spans several images),
+# a 1x7 kernel, dilation, groups, a 64-wide plane, outputs shorter and taller
+# than the input, dh != dw.
 IMPLICIT_CASES = [
-    ((20, 3, 3, 3), (4, 3, 3, 3), 1, 1, 1, 1),
-    ((3, 2, 9, 11), (3, 2, 3, 3), 1, (0, 1), 1, 1),        # output shorter than the input
-    ((3, 2, 5, 11), (3, 2, 1, 3), 1, (1, 1), 1, 1),        # output taller than the input
-    ((2, 3, 10, 12), (4, 3, 3, 3), 1, (2, 1), (2, 1), 1),  # dh != dw
-    ((3, 5, 9, 17), (6, 5, 1, 7), 1, (0, 3), 1, 1),
-    ((4, 4, 12, 10), (6, 2, 3, 3), 1, 2, 2, 2),
-    ((2, 3, 5, 64), (5, 3, 5, 5), 1, 2, 1, 1),
-    ((17, 16, 13, 13), (24, 16, 3, 3), 1, 1, 1, 1),
+    ((20, 29, 3, 3), (4, 29, 3, 3), 1, 1, 1, 1),
+    ((3, 37, 9, 17), (6, 37, 1, 7), 1, (0, 3), 1, 1),
+    ((4, 58, 12, 10), (6, 29, 3, 3), 1, 2, 2, 2),
+    ((2, 11, 5, 64), (5, 11, 5, 5), 1, 2, 1, 1),
+    ((17, 32, 13, 13), (24, 32, 3, 3), 1, 1, 1, 1),
+    ((3, 29, 9, 11), (3, 29, 3, 3), 1, (0, 1), 1, 1),
+    ((3, 86, 5, 11), (3, 86, 1, 3), 1, (1, 1), 1, 1),
+    ((2, 29, 10, 12), (4, 29, 3, 3), 1, (2, 1), (2, 1), 1),
+    # From the stride-phase planes (outputs 32 or more wide): AlexNet conv1-like,
+    # ResNet-like stride 2, a "valid" 5x5, pairs with groups, a one-row output
+    # plane (32 pixels, under a panel).
+    ((2, 3, 40, 135), (8, 3, 11, 11), 4, 2, 1, 1),
+    ((3, 4, 16, 70), (6, 4, 3, 3), 2, 1, 1, 1),
+    ((2, 3, 20, 40), (6, 3, 5, 5), 1, 0, 1, 1),
+    ((3, 2, 17, 110), (4, 1, 3, 3), (2, 3), (1, 0), (1, 2), 2),
+    ((9, 2, 4, 66), (3, 2, 4, 3), 2, 0, 1, 1),
 ]
 
 
@@ -264,9 +274,19 @@ def test_workspace_is_bounded_per_image():
     sizes = {batch: conv2d_workspace_bytes((batch, 3, 224, 224), (64, 3, 11, 11), **conv1,
                                            threads=2) for batch in (16, 128, 1024)}
     assert sizes[16] == sizes[128] == sizes[1024]  # independent of the batch
-    _packed_weights(sizes[16], 2 * one_image + 2 * phases, 64, 363)
-    assert conv2d_workspace_bytes((1, 3, 224, 224), (64, 3, 11, 11), **conv1, threads=2) == \
-        one_image + 2 * phases  # one image: sequential, with the parallel GEMM, nothing packed
+    # the forward packs from the 3 channels' phase planes, one image per thread
+    _packed_weights(sizes[16], 2 * 3 * phases, 64, 363)
+    # one image: sequential, with the parallel GEMM
+    _packed_weights(conv2d_workspace_bytes((1, 3, 224, 224), (64, 3, 11, 11), **conv1,
+                                           threads=2), 3 * phases, 64, 363)
+    try:
+        _cpu.conv_implicit_im2col(False)  # the explicit column matrix instead
+        _packed_weights(conv2d_workspace_bytes((16, 3, 224, 224), (64, 3, 11, 11), **conv1,
+                                               threads=2), 2 * one_image + 2 * phases, 64, 363)
+        assert conv2d_workspace_bytes((1, 3, 224, 224), (64, 3, 11, 11), **conv1,
+                                      threads=2) == one_image + 2 * phases  # nothing packed
+    finally:
+        _cpu.conv_implicit_im2col(True)
     assert conv2d_workspace_bytes((1, 64, 13, 13), (32, 64, 1, 1), threads=2) == 0
     pointwise = conv2d_workspace_bytes((128, 64, 13, 13), (32, 64, 1, 1), threads=2)
     _packed_weights(pointwise, 0, 32, 64)  # no columns: only the packed weights
@@ -285,10 +305,10 @@ def test_workspace_is_bounded_per_image():
     finally:
         _cpu.conv_implicit_im2col(True)
     _packed_weights(explicit, 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169), 384, 1728)
-    # strided but narrower than 32 output columns: strided row reads, no phase scratch either
+    # strided and narrower than 32 output columns
     small = conv2d_workspace_bytes((64, 16, 32, 32), (32, 16, 3, 3), stride=2, padding=1,
                                    threads=1)
-    # 4 images of 16x16 outputs per chunk
+    # 4 images of 16x16 outputs per chunk (too narrow to pack from phase planes)
     _packed_weights(small, 4 * (144 * 4 * 256 + 32 * 4 * 256), 32, 144)
     # 8x8 planes want 16 images per chunk, but only 7 images' columns fit in 2**18 floats
     eight = conv2d_workspace_bytes((64, 64, 8, 8), (64, 64, 3, 3), padding=1, threads=1)

@@ -594,6 +594,8 @@ class PhasedColumns final : public ColumnPanels {
     const int64_t run = std::min(most, s_.ow - ox);
     const float* row0 = planes_ + image * s_.c_per_group() * plane_floats_ + oy * p_.cols + ox;
     for_rows(p0, kc, [&](int64_t p, int64_t c, int64_t ki, int64_t kj) {
+      // (a library copy: measured 1.1-1.2x faster here than the masked copy
+      // with every bit set)
       const float* src = row0 + c * plane_floats_ + tap_offset(s_, p_, ki, kj);
       std::copy(src, src + run, dst + p * nr);
     });

@@ -173,7 +173,9 @@ void gemm_packed(const PackedOperand& packed, const std::string& side_name, cons
 }  // namespace
 
 void register_gemm(py::module_& m) {
-  py::class_<PackedOperand>(m, "PackedOperand",
+  // module_local: another build of this module in the same process (the CUDA
+  // emulator in tests, an A/B benchmark of two builds) registers its own.
+  py::class_<PackedOperand>(m, "PackedOperand", py::module_local(),
                             "op(x) packed once for the GEMM micro-kernel (see gemm_pack)")
       .def_property_readonly("side", [](const PackedOperand& p) {
         return p.side() == PackedOperand::Side::A ? "a" : "b";

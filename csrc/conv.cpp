@@ -927,10 +927,6 @@ void ConvShape::finish() {
   }
 }
 
-bool ConvShape::is_pointwise() const {
-  return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
-}
-
 void im2col(const ConvShape& s, const float* x, float* cols) {
   const int64_t image_cols = s.col_rows() * s.out_plane();
   const bool worth = image_cols * s.n >= kMinParallelFloats;

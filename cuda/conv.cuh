@@ -7,34 +7,18 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "pykernels/conv_geometry.h"
 
 namespace pk::cuda {
 
-// Geometry of one convolution, the fields of pk::ConvShape. Callers fill the
-// input fields and call finish(), which validates and sets oh / ow.
-struct ConvGeometry {
-  int64_t n = 0, c = 0, h = 0, w = 0;  // input
-  int64_t o = 0;                       // output channels (0 for a bare im2col / col2im)
-  int64_t kh = 1, kw = 1;              // kernel
-  int64_t sh = 1, sw = 1;              // stride
-  int64_t ph = 0, pw = 0;              // zero padding
-  int64_t dh = 1, dw = 1;              // dilation
-  int64_t groups = 1;
-  int64_t oh = 0, ow = 0;              // output, set by finish()
-
+// Geometry of one convolution (fields in pykernels/conv_geometry.h, as the
+// CPU's pk::ConvShape).
+struct ConvGeometry : ConvDims {
   // Checks the parameters (std::invalid_argument naming the offender),
   // computes oh, ow as torch does, (h + 2p - d (k - 1) - 1) / s + 1, and
   // lowers a stride past the room to room + 1 (same output). Also refuses
   // planes whose in-plane indices would not fit the kernels' 32-bit arithmetic.
   void finish();
-
-  int64_t c_per_group() const { return c / groups; }
-  int64_t o_per_group() const { return o / groups; }
-  int64_t col_rows() const { return c * kh * kw; }  // im2col rows of one image
-  int64_t out_plane() const { return oh * ow; }
-  bool is_pointwise() const {  // 1x1, stride 1, no padding: the input is the column matrix
-    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
-  }
 };
 
 // Default cap on the conv workspace, in floats (128 MiB).

@@ -50,12 +50,9 @@ ConvShape conv_shape(const py::array& x, const py::array& weight, Pair stride, P
   require_4d(x, "x");
   require_4d(weight, "weight");
   ConvShape s;
-  s.n = x.shape(0), s.c = x.shape(1), s.h = x.shape(2), s.w = x.shape(3);
-  s.o = weight.shape(0), s.kh = weight.shape(2), s.kw = weight.shape(3);
-  s.sh = stride.first, s.sw = stride.second;
-  s.ph = padding.first, s.pw = padding.second;
-  s.dh = dilation.first, s.dw = dilation.second;
-  s.groups = groups;
+  s.set_input(x.shape(0), x.shape(1), x.shape(2), x.shape(3));
+  s.set_window({weight.shape(2), weight.shape(3)}, stride, padding, dilation);
+  s.o = weight.shape(0), s.groups = groups;
   s.finish();
   if (weight.shape(1) * groups != s.c) {
     throw std::invalid_argument("weight " + shape_of(weight) + " needs " +
@@ -70,11 +67,8 @@ ConvShape unfold_shape(const std::vector<int64_t>& x_shape, Pair kernel, Pair st
                        Pair padding, Pair dilation) {
   if (x_shape.size() != 4) throw std::invalid_argument("input shape must have 4 dimensions");
   ConvShape s;
-  s.n = x_shape[0], s.c = x_shape[1], s.h = x_shape[2], s.w = x_shape[3];
-  s.kh = kernel.first, s.kw = kernel.second;
-  s.sh = stride.first, s.sw = stride.second;
-  s.ph = padding.first, s.pw = padding.second;
-  s.dh = dilation.first, s.dw = dilation.second;
+  s.set_input(x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
+  s.set_window(kernel, stride, padding, dilation);
   s.finish();
   return s;
 }

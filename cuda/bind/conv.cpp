@@ -32,11 +32,8 @@ ConvGeometry unfold_geometry(const Shape& x_shape, Pair kernel, Pair stride, Pai
                              Pair dilation) {
   require_4d(x_shape, "x");
   ConvGeometry s;
-  s.n = x_shape[0], s.c = x_shape[1], s.h = x_shape[2], s.w = x_shape[3];
-  s.kh = kernel.first, s.kw = kernel.second;
-  s.sh = stride.first, s.sw = stride.second;
-  s.ph = padding.first, s.pw = padding.second;
-  s.dh = dilation.first, s.dw = dilation.second;
+  s.set_input(x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
+  s.set_window(kernel, stride, padding, dilation);
   s.finish();
   return s;
 }
@@ -46,12 +43,9 @@ ConvGeometry conv_geometry(const Shape& x_shape, const Shape& w_shape, Pair stri
   require_4d(w_shape, "weight");
   require_4d(x_shape, "x");
   ConvGeometry s;
-  s.n = x_shape[0], s.c = x_shape[1], s.h = x_shape[2], s.w = x_shape[3];
-  s.o = w_shape[0], s.kh = w_shape[2], s.kw = w_shape[3];
-  s.sh = stride.first, s.sw = stride.second;
-  s.ph = padding.first, s.pw = padding.second;
-  s.dh = dilation.first, s.dw = dilation.second;
-  s.groups = groups;
+  s.set_input(x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
+  s.set_window({w_shape[2], w_shape[3]}, stride, padding, dilation);
+  s.o = w_shape[0], s.groups = groups;
   s.finish();
   if (w_shape[1] < 0 || w_shape[1] * groups != s.c) {
     throw std::invalid_argument("weight needs " + std::to_string(w_shape[1] * groups) +

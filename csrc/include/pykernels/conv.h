@@ -4,29 +4,15 @@
 
 #include <cstdint>
 
+#include "pykernels/conv_geometry.h"
+
 namespace pk {
 
-// Geometry of one convolution. Callers fill the input fields and call
-// conv_output_size (or finish()), which validates and sets oh / ow.
-struct ConvShape {
-  int64_t n = 0, c = 0, h = 0, w = 0;   // input
-  int64_t o = 0;                        // output channels
-  int64_t kh = 1, kw = 1;               // kernel
-  int64_t sh = 1, sw = 1;               // stride
-  int64_t ph = 0, pw = 0;               // zero padding
-  int64_t dh = 1, dw = 1;               // dilation
-  int64_t groups = 1;
-  int64_t oh = 0, ow = 0;               // output, set by finish()
-
+// Geometry of one convolution (fields in conv_geometry.h).
+struct ConvShape : ConvDims {
   // Checks the parameters (std::invalid_argument naming the offender) and
   // computes oh, ow as torch does: (h + 2p - d (k - 1) - 1) / s + 1.
   void finish();
-
-  int64_t c_per_group() const { return c / groups; }
-  int64_t o_per_group() const { return o / groups; }
-  int64_t col_rows() const { return c * kh * kw; }  // im2col rows of one image
-  int64_t out_plane() const { return oh * ow; }
-  bool is_pointwise() const;  // 1x1, stride 1, no padding: the input is the column matrix
 };
 
 // cols (n, c*kh*kw, oh*ow) from x (n, c, h, w); torch.nn.functional.unfold's layout.

@@ -1,5 +1,6 @@
-// Checks and output size shared by the CPU (ConvShape) and GPU (ConvGeometry)
-// convolutions, so both refuse the same inputs with the same messages.
+// The geometry fields, checks and output size shared by the CPU (ConvShape)
+// and GPU (ConvGeometry) convolutions, so both describe a convolution alike
+// and refuse the same inputs with the same messages.
 // Header-only because the CUDA module does not link the CPU library; it holds
 // no SIMD code, so including it anywhere is safe.
 #pragma once
@@ -8,8 +9,42 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace pk {
+
+// Geometry of one convolution. Callers fill the input fields (set_input,
+// set_window, o, groups) and call the derived type's finish(), which
+// validates them and sets oh / ow.
+struct ConvDims {
+  using Pair = std::pair<int64_t, int64_t>;  // (rows, columns)
+
+  int64_t n = 0, c = 0, h = 0, w = 0;  // input
+  int64_t o = 0;                       // output channels (0 for a bare im2col / col2im)
+  int64_t kh = 1, kw = 1;              // kernel
+  int64_t sh = 1, sw = 1;              // stride
+  int64_t ph = 0, pw = 0;              // zero padding
+  int64_t dh = 1, dw = 1;              // dilation
+  int64_t groups = 1;
+  int64_t oh = 0, ow = 0;              // output, set by finish()
+
+  void set_input(int64_t n_, int64_t c_, int64_t h_, int64_t w_) { n = n_, c = c_, h = h_, w = w_; }
+  void set_window(Pair kernel, Pair stride, Pair padding, Pair dilation) {
+    kh = kernel.first, kw = kernel.second;
+    sh = stride.first, sw = stride.second;
+    ph = padding.first, pw = padding.second;
+    dh = dilation.first, dw = dilation.second;
+  }
+
+  int64_t c_per_group() const { return c / groups; }
+  int64_t o_per_group() const { return o / groups; }
+  int64_t col_rows() const { return c * kh * kw; }  // im2col rows of one image
+  int64_t out_plane() const { return oh * ow; }
+  // 1x1, stride 1, no padding: the input is the column matrix.
+  bool is_pointwise() const {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+  }
+};
 
 inline std::string conv_pair_str(int64_t a, int64_t b) {
   return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";

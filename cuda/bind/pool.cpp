@@ -88,6 +88,22 @@ void def_avg_pool(py::module_& m, const char* name, const char* read, const char
       py::arg("padding"), py::arg("stream"));
 }
 
+// adaptive_avg_pool2d_forward and _backward: the same arguments, no window.
+template <void (*Op)(const Pool2dShape&, const float*, float*, cudaStream_t)>
+void def_adaptive_pool(py::module_& m, const char* name, const char* read, const char* written) {
+  m.def(
+      name,
+      [](std::uintptr_t in, std::uintptr_t out, int64_t planes, int64_t in_h, int64_t in_w,
+         int64_t out_h, int64_t out_w, std::uintptr_t stream) {
+        const Pool2dShape s = plain_shape(planes, in_h, in_w, out_h, out_w);
+        check_pointers(planes, {in, out});
+        py::gil_scoped_release release;
+        Op(s, cptr(in), mptr(out), as_stream(stream));
+      },
+      py::arg(read), py::arg(written), py::arg("planes"), py::arg("in_h"), py::arg("in_w"),
+      py::arg("out_h"), py::arg("out_w"), py::arg("stream"));
+}
+
 }  // namespace
 
 void register_pool(py::module_& m) {
@@ -119,28 +135,8 @@ void register_pool(py::module_& m) {
       py::arg("in_h"), py::arg("in_w"), py::arg("out_h"), py::arg("out_w"), py::arg("stream"));
   def_avg_pool<avg_pool2d_forward>(m, "avg_pool2d_forward", "x", "y");
   def_avg_pool<avg_pool2d_backward>(m, "avg_pool2d_backward", "dy", "dx");
-  m.def(
-      "adaptive_avg_pool2d_forward",
-      [](std::uintptr_t x, std::uintptr_t y, int64_t planes, int64_t in_h, int64_t in_w,
-         int64_t out_h, int64_t out_w, std::uintptr_t stream) {
-        const Pool2dShape s = plain_shape(planes, in_h, in_w, out_h, out_w);
-        check_pointers(planes, {x, y});
-        py::gil_scoped_release release;
-        adaptive_avg_pool2d_forward(s, cptr(x), mptr(y), as_stream(stream));
-      },
-      py::arg("x"), py::arg("y"), py::arg("planes"), py::arg("in_h"), py::arg("in_w"),
-      py::arg("out_h"), py::arg("out_w"), py::arg("stream"));
-  m.def(
-      "adaptive_avg_pool2d_backward",
-      [](std::uintptr_t dy, std::uintptr_t dx, int64_t planes, int64_t in_h, int64_t in_w,
-         int64_t out_h, int64_t out_w, std::uintptr_t stream) {
-        const Pool2dShape s = plain_shape(planes, in_h, in_w, out_h, out_w);
-        check_pointers(planes, {dy, dx});
-        py::gil_scoped_release release;
-        adaptive_avg_pool2d_backward(s, cptr(dy), mptr(dx), as_stream(stream));
-      },
-      py::arg("dy"), py::arg("dx"), py::arg("planes"), py::arg("in_h"), py::arg("in_w"),
-      py::arg("out_h"), py::arg("out_w"), py::arg("stream"));
+  def_adaptive_pool<adaptive_avg_pool2d_forward>(m, "adaptive_avg_pool2d_forward", "x", "y");
+  def_adaptive_pool<adaptive_avg_pool2d_backward>(m, "adaptive_avg_pool2d_backward", "dy", "dx");
 }
 
 }  // namespace pk::cuda::bind

@@ -46,4 +46,14 @@ inline unsigned int blocks_for(int64_t work_items, int threads_per_block, unsign
   return blocks > cap ? cap : static_cast<unsigned int>(blocks);
 }
 
+// Number of streaming multiprocessors of the current device: how many blocks
+// fill the GPU.
+inline int multiprocessor_count() {
+  int device = 0, count = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device),
+        "cudaDeviceGetAttribute");
+  return count;
+}
+
 }  // namespace pk::cuda

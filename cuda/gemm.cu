@@ -12,11 +12,19 @@
 //               the next tile's loads are in flight while this one computes;
 //   warptile    vectorized with BK = 16 and a warp-level layout: each warp owns
 //               a 64x32 piece of C and each thread two 4x4 pieces of it, which
-//               keeps the shared-memory reads of a warp conflict-free.
+//               keeps the shared-memory reads of a warp conflict-free;
+//   splitk      warptile with K cut into slabs, one per grid layer, for
+//               products with too few 128x128 tiles to fill the GPU (an LSTM
+//               step, 64 x 2048: 16 tiles for 132 SMs; a conv weight gradient,
+//               64 x 363 with K in the tens of thousands: 3 tiles); the slabs'
+//               partial products are summed in a fixed order by a second kernel.
+//               `auto` takes it for grids that fill at most half the SMs.
 // Partial tiles are zero-filled on load and masked on store, so any M, N, K
 // works, and all four transpose cases run through one loader (see TileLoader).
 #include "gemm.cuh"
 
+#include <algorithm>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -249,13 +257,14 @@ __device__ __forceinline__ void store_block(float* c, int64_t ldc, int64_t m, in
 
 // ---- rungs 4-6: one kernel, three configurations --------------------------
 
-// DOUBLE_BUFFER: the next slice is fetched into registers before this slice
-// is multiplied and committed to the other buffer after, so one barrier per
-// slice suffices and global latency hides behind the arithmetic.
+// One block's 128x128 tile of C. DOUBLE_BUFFER: the next slice is fetched
+// into registers before this slice is multiplied and committed to the other
+// buffer after, so one barrier per slice suffices and global latency hides
+// behind the arithmetic.
 template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, bool TA, bool TB>
-__global__ void __launch_bounds__(256)
-    sgemm_tiled(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+__device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, float alpha,
+                                             const float* a, int64_t lda, const float* b,
+                                             int64_t ldb, float beta, float* c, int64_t ldc) {
   using ALoader = TileLoader<!TA, Layout::BM, BK, Layout::THREADS, VEC>;
   using BLoader = TileLoader<TB, Layout::BN, BK, Layout::THREADS, VEC>;
   constexpr int kBuffers = DOUBLE_BUFFER ? 2 : 1;
@@ -302,6 +311,44 @@ __global__ void __launch_bounds__(256)
     }
   }
   store_block<Layout>(c, ldc, m, n, row0, col0, acc, alpha, beta);
+}
+
+template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, bool TA, bool TB>
+__global__ void __launch_bounds__(256)
+    sgemm_tiled(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  tile_product<Layout, BK, VEC, DOUBLE_BUFFER, TA, TB>(m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                                       ldc);
+}
+
+// ---- rung 7: split-K, for products whose tiles do not fill the GPU ---------
+
+constexpr int kSplitBK = 16;  // the warptile rung's slice depth
+
+// Block (x, y, z) multiplies the z-th `depth`-deep slab of K into its own
+// m x n partial product. depth is a multiple of kSplitBK, so the offset
+// operands keep the 16-byte alignment that the float4 loads need.
+template <bool VEC, bool TA, bool TB>
+__global__ void __launch_bounds__(256)
+    sgemm_partial(int64_t m, int64_t n, int64_t k, int64_t depth, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float* partials) {
+  const int64_t k0 = int64_t(blockIdx.z) * depth;
+  const int64_t slab = k - k0 < depth ? k - k0 : depth;
+  tile_product<WarpLayout, kSplitBK, VEC, true, TA, TB>(
+      m, n, slab, 1.0f, a + (TA ? k0 * lda : k0), lda, b + (TB ? k0 : k0 * ldb), ldb, 0.0f,
+      partials + int64_t(blockIdx.z) * m * n, n);
+}
+
+// C = alpha * (sum of the partial products, taken in slab order) + beta * C:
+// a fixed order, so repeated runs on one GPU agree bit for bit.
+__global__ void splitk_reduce(const float* partials, int64_t splits, int64_t m, int64_t n,
+                              float alpha, float beta, float* c, int64_t ldc) {
+  const int64_t total = m * n, step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    float sum = 0.0f;
+    for (int64_t z = 0; z < splits; ++z) sum += partials[z * total + e];
+    store_c(c, ldc, e / n, e % n, sum, alpha, beta);
+  }
 }
 
 // ---- host side: pick the kernel, check the grid, launch --------------------
@@ -381,6 +428,7 @@ LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const flo
               "sgemm_vectorized"};
     case GemmAlgo::Auto:
     case GemmAlgo::WarpTile:
+    case GemmAlgo::SplitK:  // when K is not split, the warptile rung
       return {vec_ok ? pick_transposes<WarpTileRung>(ta, tb)
                      : pick_transposes<WarpTileScalarRung>(ta, tb),
               dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256),
@@ -389,12 +437,117 @@ LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const flo
   throw std::invalid_argument("sgemm: unknown algo " + std::to_string(int(algo)));
 }
 
+// ---- split-K: when to cut K, and the two launches --------------------------
+
+using PartialFn = void (*)(int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                           const float*, int64_t, float*);
+
+template <bool TA, bool TB> struct PartialRung {
+  static PartialFn vec() { return sgemm_partial<true, TA, TB>; }
+  static PartialFn scalar() { return sgemm_partial<false, TA, TB>; }
+};
+
+PartialFn pick_partial(bool vec, bool ta, bool tb) {
+  if (ta) {
+    if (tb) return vec ? PartialRung<true, true>::vec() : PartialRung<true, true>::scalar();
+    return vec ? PartialRung<true, false>::vec() : PartialRung<true, false>::scalar();
+  }
+  if (tb) return vec ? PartialRung<false, true>::vec() : PartialRung<false, true>::scalar();
+  return vec ? PartialRung<false, false>::vec() : PartialRung<false, false>::scalar();
+}
+
+struct SplitK {
+  int64_t splits = 1, depth = 0;
+};
+
+// How many K slabs: enough blocks to give every multiprocessor one tile
+// (the warptile kernel holds one 256-thread block per SM), each slab at least
+// kMinDepth deep so that a block's prologue and its m x n store stay small
+// beside its arithmetic, and the partial products within kMaxPartialFloats.
+// Auto splits only grids that fill at most half the GPU; an explicit
+// algo="splitk" always tries, down to one 16-deep slice per slab.
+SplitK choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
+  constexpr int64_t kAutoMinDepth = 64, kMaxSplits = 64;
+  constexpr int64_t kMaxPartialFloats = int64_t{16} << 20;  // 64 MiB
+  const int64_t tiles = ((m + 127) / 128) * ((n + 127) / 128);
+  const int64_t sms = multiprocessor_count();
+  if (!forced && 2 * tiles > sms) return {};
+  const int64_t min_depth = forced ? kSplitBK : kAutoMinDepth;
+  int64_t splits = std::max<int64_t>(forced ? 2 : 1, sms / tiles);
+  splits = std::min({splits, kMaxSplits, k / min_depth, kMaxPartialFloats / (m * n)});
+  if (splits < 2) return {};
+  const int64_t per_slab = (k + splits - 1) / splits;
+  const int64_t depth = (per_slab + kSplitBK - 1) / kSplitBK * kSplitBK;
+  return {(k + depth - 1) / depth, depth};
+}
+
+// The partial products live in stream-ordered memory from the device's
+// default pool. The pool would otherwise hand memory back to the driver at
+// every synchronisation; a threshold keeps up to kKeep of it for the next call.
+float* partial_buffer(int64_t floats, cudaStream_t stream) {
+  constexpr std::uint64_t kKeep = std::uint64_t{256} << 20;
+  static std::once_flag threshold_set;
+  std::call_once(threshold_set, [] {
+    int device = 0;
+    cudaMemPool_t pool;
+    std::uint64_t keep = kKeep;
+    if (cudaGetDevice(&device) == cudaSuccess &&
+        cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    }
+    cudaGetLastError();  // a pool without the attribute is not an error here
+  });
+  void* p = nullptr;
+  if (cudaMallocAsync(&p, sizeof(float) * std::size_t(floats), stream) != cudaSuccess) {
+    cudaGetLastError();  // no memory for the split: the caller runs unsplit
+    return nullptr;
+  }
+  return static_cast<float*>(p);
+}
+
+struct StreamFree {
+  void* p;
+  cudaStream_t stream;
+  ~StreamFree() { cudaFreeAsync(p, stream); }
+};
+
+// false when no buffer could be had (then nothing was launched).
+bool sgemm_split(const SplitK& split, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                 float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                 float beta, float* c, int64_t ldc, cudaStream_t stream) {
+  float* partials = partial_buffer(split.splits * m * n, stream);
+  if (partials == nullptr) return false;
+  const StreamFree release{partials, stream};
+  const bool vec = aligned16(a) && aligned16(b) && lda % 4 == 0 && ldb % 4 == 0;
+  const dim3 grid(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m"), unsigned(split.splits));
+  PK_LAUNCH(grid, dim3(256), 0, stream, pick_partial(vec, ta, tb))(m, n, k, split.depth, a, lda,
+                                                                   b, ldb, partials);
+  check_launch("sgemm_partial");
+  constexpr int kReduceThreads = 256;
+  PK_LAUNCH(blocks_for(m * n, kReduceThreads, 65535u), kReduceThreads, 0, stream,
+            splitk_reduce)(partials, split.splits, m, n, alpha, beta, c, ldc);
+  check_launch("splitk_reduce");
+  return true;
+}
+
 }  // namespace
+
+int64_t sgemm_split_count(GemmAlgo algo, int64_t m, int64_t n, int64_t k) {
+  if (m == 0 || n == 0 || (algo != GemmAlgo::Auto && algo != GemmAlgo::SplitK)) return 1;
+  return choose_split(m, n, k, algo == GemmAlgo::SplitK).splits;
+}
 
 void sgemm(GemmAlgo algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
            float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
            float* c, int64_t ldc, cudaStream_t stream) {
   if (m == 0 || n == 0) return;
+  if (algo == GemmAlgo::Auto || algo == GemmAlgo::SplitK) {
+    const SplitK split = choose_split(m, n, k, algo == GemmAlgo::SplitK);
+    if (split.splits > 1 && sgemm_split(split, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                                        beta, c, ldc, stream)) {
+      return;
+    }
+  }
   const LaunchPlan p = plan(algo, trans_a, trans_b, m, n, a, lda, b, ldb);
   PK_LAUNCH(p.grid, p.block, 0, stream, p.kernel)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   check_launch(p.name);

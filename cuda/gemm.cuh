@@ -15,6 +15,7 @@ enum class GemmAlgo : int {
   RegBlock = 4,    // 128x128 block tile, 8x8 outputs per thread in registers
   Vectorized = 5,  // RegBlock + float4 global loads + double-buffered tiles
   WarpTile = 6,    // Vectorized + a warp-level 64x32 tile layout, BK = 16
+  SplitK = 7,      // WarpTile with K split across blocks, then a fixed-order sum
 };
 
 // Row-major C = alpha * op(A) op(B) + beta * C, the CPU sgemm's semantics
@@ -24,5 +25,9 @@ enum class GemmAlgo : int {
 void sgemm(GemmAlgo algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
            float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
            float* c, int64_t ldc, cudaStream_t stream);
+
+// How many K slabs sgemm cuts this product into on the current device (1:
+// none), before it knows whether the partial products' memory can be had.
+int64_t sgemm_split_count(GemmAlgo algo, int64_t m, int64_t n, int64_t k);
 
 }  // namespace pk::cuda

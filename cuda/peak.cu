@@ -35,12 +35,4 @@ void fma_peak(float* sink, int64_t blocks, int64_t iterations, cudaStream_t stre
   check_launch("fma_chains");
 }
 
-int multiprocessor_count() {
-  int device = 0, count = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device),
-        "cudaDeviceGetAttribute");
-  return count;
-}
-
 }  // namespace pk::cuda

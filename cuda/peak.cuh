@@ -11,8 +11,4 @@ namespace pk::cuda {
 // work cannot be optimised away). FLOPs = blocks * 256 * iterations * 16.
 void fma_peak(float* sink, int64_t blocks, int64_t iterations, cudaStream_t stream);
 
-// Number of streaming multiprocessors of the current device: how many blocks
-// fill the GPU.
-int multiprocessor_count();
-
 }  // namespace pk::cuda

@@ -62,7 +62,8 @@ def relu_backward(dy, y, *, out=None):
 
 CPU_GEMM_ALGOS = ("auto", "naive", "blocked", "packed")
 # The GPU ladder in cuda/gemm.cu, in order; the codes are GemmAlgo's values.
-GPU_GEMM_ALGOS = ("auto", "naive", "coalesced", "smem", "regblock", "vectorized", "warptile")
+GPU_GEMM_ALGOS = ("auto", "naive", "coalesced", "smem", "regblock", "vectorized", "warptile",
+                  "splitk")
 
 
 def _is_row_major(m) -> bool:
@@ -211,7 +212,9 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, alg
     (M, N)) and returned. beta == 0 ignores what `c` held, NaN included.
     `algo` picks a rung of the ladder: on NumPy arrays 'naive', 'blocked',
     'packed' or 'auto'; on CuPy arrays 'naive', 'coalesced', 'smem',
-    'regblock', 'vectorized', 'warptile' or 'auto' (see GPU_GEMM_ALGOS).
+    'regblock', 'vectorized', 'warptile', 'splitk' or 'auto' (see
+    GPU_GEMM_ALGOS; on the GPU 'auto' is warptile, split along K when the
+    product has too few tiles to fill the GPU).
     Either `a` or `b` may be an operand packed by `gemm_pack` (CPU only).
     """
     if _plain_gemm_operands(a, b, c, algo):

@@ -14,7 +14,7 @@ from helpers import gemm_error_bound, random_f32
 
 pytestmark = pytest.mark.gpu
 
-RUNGS = ["naive", "coalesced", "smem", "regblock", "vectorized", "warptile", "auto"]
+RUNGS = ["naive", "coalesced", "smem", "regblock", "vectorized", "warptile", "splitk", "auto"]
 TRANS = list(itertools.product([False, True], repeat=2))
 # 1, primes, and sizes either side of the 16/32/128-wide tiles and the 8/16-deep slices.
 ODD_SHAPES = [(1, 1, 1), (1, 7, 13), (13, 1, 7), (7, 13, 1), (17, 31, 97), (33, 65, 17),
@@ -178,6 +178,63 @@ def test_large_partial_tiles(rng, cp, algo):
     m, n, k = 1000, 1030, 517
     a, b = random_f32(rng, (m, k)), random_f32(rng, (k, n))
     check_gpu_gemm(cp, a, b, algo=algo)
+
+
+def split_count(algo, m, n, k):
+    from pykernels import _backend
+
+    return _backend.require_cuda().sgemm_split_count(F.GPU_GEMM_ALGOS.index(algo), m, n, k)
+
+
+# (m, n, k, SMs the emulator reports): skinny products whose K is cut into
+# several slabs, the last one shorter, on a GPU of 16 or 132 multiprocessors.
+SPLIT_CASES = [(70, 129, 999, 16), (1, 300, 517, 16), (129, 3, 1000, 132), (64, 256, 4099, 132)]
+
+
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+@pytest.mark.parametrize("m,n,k,sms", SPLIT_CASES)
+def test_split_k_slabs_sum_to_the_product(rng, cp, monkeypatch, m, n, k, sms, trans_a, trans_b):
+    monkeypatch.setenv("PYKERNELS_EMU_SMS", str(sms))  # read by the emulator only
+    assert split_count("splitk", m, n, k) >= 3
+    a, b = stored(rng, m, k, trans_a), stored(rng, k, n, trans_b)
+    c = random_f32(rng, (m, n))
+    check_gpu_gemm(cp, a, b, c, alpha=0.5, beta=-1.25, trans_a=trans_a, trans_b=trans_b,
+                   algo="splitk")
+    nan_c = cp.asarray(np.full((m, n), np.nan, np.float32))
+    F.gemm(cp.asarray(a), cp.asarray(b), nan_c, trans_a=trans_a, trans_b=trans_b, algo="splitk")
+    assert np.isfinite(cp.asnumpy(nan_c)).all()
+
+
+def test_split_k_on_unaligned_views(rng, cp, monkeypatch):
+    monkeypatch.setenv("PYKERNELS_EMU_SMS", "8")
+    a_full, b_full = random_f32(rng, (41, 301)), random_f32(rng, (300, 67))
+    got = F.gemm(cp.asarray(a_full)[1:, 1:], cp.asarray(b_full)[:, 1:], algo="splitk")
+    expected = a_full[1:, 1:].astype(np.float64) @ b_full[:, 1:]
+    np.testing.assert_allclose(cp.asnumpy(got), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_splits_only_grids_that_leave_the_gpu_idle(cp, monkeypatch):
+    from pykernels import _backend
+
+    monkeypatch.setenv("PYKERNELS_EMU_SMS", "132")
+    if _backend.require_cuda().multiprocessor_count() != 132:
+        pytest.skip("the counts below are an H100/H200's (132 SMs)")
+    # An LSTM step (N = 64, 4H = 2048, H = 512): 16 tiles for 132 SMs.
+    assert split_count("auto", 64, 2048, 512) == 8
+    # AlexNet conv1's weight gradient over a chunk of 25 images: 3 tiles.
+    assert split_count("auto", 64, 363, 25 * 3025) == 44
+    assert split_count("auto", 1024, 1024, 1024) == 2  # 64 tiles: half the GPU
+    assert split_count("auto", 2048, 1024, 1024) == 1  # 128 tiles: one wave
+    assert split_count("auto", 64, 2048, 100) == 1  # too shallow to pay for the sum
+    assert split_count("warptile", 64, 2048, 512) == 1
+    assert split_count("splitk", 4, 4, 20) == 1  # one 16-deep slice: nothing to split
+
+
+def test_split_k_is_bitwise_repeatable(rng, cp, monkeypatch):
+    monkeypatch.setenv("PYKERNELS_EMU_SMS", "16")
+    a, b = cp.asarray(random_f32(rng, (33, 700))), cp.asarray(random_f32(rng, (700, 40)))
+    assert split_count("auto", 33, 40, 700) > 1
+    np.testing.assert_array_equal(cp.asnumpy(F.gemm(a, b)), cp.asnumpy(F.gemm(a, b)))
 
 
 def test_fma_peak_kernel_writes_every_sink_element(cp):

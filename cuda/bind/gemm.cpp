@@ -17,6 +17,18 @@ void check_leading_dimension(const char* name, int64_t ld, int64_t stored_cols) 
   }
 }
 
+void check_algo(int algo) {
+  if (algo < int(GemmAlgo::Auto) || algo > int(GemmAlgo::SplitK)) {
+    throw std::invalid_argument("sgemm: unknown algo " + std::to_string(algo));
+  }
+}
+
+int64_t split_count_binding(int algo, int64_t m, int64_t n, int64_t k) {
+  check_algo(algo);
+  if (m < 0 || n < 0 || k < 0) throw std::invalid_argument("sgemm: sizes must be >= 0");
+  return sgemm_split_count(GemmAlgo(algo), m, n, k);
+}
+
 void sgemm_binding(int algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                    float alpha, std::uintptr_t a, int64_t lda, std::uintptr_t b, int64_t ldb,
                    float beta, std::uintptr_t c, int64_t ldc, std::uintptr_t stream) {
@@ -24,9 +36,7 @@ void sgemm_binding(int algo, bool trans_a, bool trans_b, int64_t m, int64_t n, i
     throw std::invalid_argument("sgemm: sizes must be >= 0, got m=" + std::to_string(m) +
                                 " n=" + std::to_string(n) + " k=" + std::to_string(k));
   }
-  if (algo < int(GemmAlgo::Auto) || algo > int(GemmAlgo::WarpTile)) {
-    throw std::invalid_argument("sgemm: unknown algo " + std::to_string(algo));
-  }
+  check_algo(algo);
   check_leading_dimension("lda", lda, trans_a ? m : k);
   check_leading_dimension("ldb", ldb, trans_b ? k : n);
   check_leading_dimension("ldc", ldc, n);
@@ -44,6 +54,8 @@ void register_gemm(py::module_& m) {
         py::arg("m"), py::arg("n"), py::arg("k"), py::arg("alpha"), py::arg("a"), py::arg("lda"),
         py::arg("b"), py::arg("ldb"), py::arg("beta"), py::arg("c"), py::arg("ldc"),
         py::arg("stream"));
+  m.def("sgemm_split_count", &split_count_binding, py::arg("algo"), py::arg("m"), py::arg("n"),
+        py::arg("k"));
 }
 
 }  // namespace pk::cuda::bind

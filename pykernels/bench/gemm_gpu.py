@@ -1,7 +1,9 @@
 """The GPU SGEMM ladder against cuBLAS (cupy.matmul, FP32, TF32 off), timed
 with CUDA events after warm-up, interleaved, medians; every rung in TFLOP/s
-and as a fraction of the FP32 FMA peak measured on the same GPU. A second
-table puts the CPU and GPU ladders side by side at n = 1024."""
+and as a fraction of the FP32 FMA peak measured on the same GPU; then the
+skinny products of an LSTM step and of conv weight gradients, where the
+split-K rung should beat plain warptile. A second table puts the CPU and GPU
+ladders side by side at n = 1024."""
 
 from __future__ import annotations
 
@@ -31,28 +33,46 @@ def _max_relative_error(x, reference) -> float:
     return float(abs(x - reference).max()) / scale
 
 
+# Products whose 128x128 tiles leave most of an H100/H200's 132 SMs idle,
+# where the split-K rung should pay: (label, M, N, K).
+SKINNY = (("LSTM step 64x2048x512", 64, 2048, 512),
+          ("conv1 dW 64x363x75625", 64, 363, 25 * 3025),
+          ("conv3 dW 384x1728x21632", 384, 1728, 128 * 169))
+SKINNY_RUNGS = ("warptile", "splitk")
+
+
+def _time_rungs(cupy, m, n, k, rungs, repeats, peak, label):
+    """One row per rung and one for cuBLAS, all timed interleaved on one pair of operands."""
+    from .gpu import event_medians
+
+    a = cupy.random.standard_normal((m, k), dtype=cupy.float32)
+    b = cupy.random.standard_normal((k, n), dtype=cupy.float32)
+    outs = {name: cupy.empty((m, n), cupy.float32) for name in (*rungs, "cuBLAS")}
+    cases = {r: (lambda r=r: F.gemm(a, b, outs[r], algo=r), "cupy") for r in rungs}
+    cases["cuBLAS"] = (lambda: cupy.matmul(a, b, out=outs["cuBLAS"]), "cupy")
+    med = event_medians(cases, repeats=repeats)
+    rows = []
+    for name, seconds in med.items():
+        gflops = 2.0 * m * n * k / seconds / 1e9
+        rows.append({
+            "n": label, "variant": name, "TFLOP/s": gflops / 1e3,
+            "vs cuBLAS": med["cuBLAS"] / seconds, "of FP32 peak": gflops / peak,
+            "max rel err vs cuBLAS": _max_relative_error(outs[name], outs["cuBLAS"]),
+        })
+    return rows
+
+
 def run(repeats: int = 5, quick: bool = False, **_):
     cupy = _cupy_without_tf32()
-    from .gpu import event_medians, fma_gflops
+    from .gpu import fma_gflops
 
     peak = fma_gflops()
     rows = []
     for n in (SIZES[:2] if quick else SIZES):
-        a = cupy.random.standard_normal((n, n), dtype=cupy.float32)
-        b = cupy.random.standard_normal((n, n), dtype=cupy.float32)
         rungs = [r for r in RUNGS if n <= SLOW_RUNGS_MAX_N or r not in ("naive", "coalesced")]
-        outs = {name: cupy.empty((n, n), cupy.float32) for name in (*rungs, "cuBLAS")}
-        cases = {r: (lambda r=r: F.gemm(a, b, outs[r], algo=r), "cupy") for r in rungs}
-        cases["cuBLAS"] = (lambda: cupy.matmul(a, b, out=outs["cuBLAS"]), "cupy")
-        med = event_medians(cases, repeats=repeats)
-        flops = 2.0 * n**3
-        for name, seconds in med.items():
-            gflops = flops / seconds / 1e9
-            rows.append({
-                "n": n, "variant": name, "TFLOP/s": gflops / 1e3,
-                "vs cuBLAS": med["cuBLAS"] / seconds, "of FP32 peak": gflops / peak,
-                "max rel err vs cuBLAS": _max_relative_error(outs[name], outs["cuBLAS"]),
-            })
+        rows += _time_rungs(cupy, n, n, n, rungs, repeats, peak, n)
+    for label, m, n, k in SKINNY[:1] if quick else SKINNY:
+        rows += _time_rungs(cupy, m, n, k, SKINNY_RUNGS, repeats, peak, label)
     return rows
 
 

@@ -1,8 +1,8 @@
-// LSTM on the GPU, the parts that are not GEMMs: the fused pointwise passes
-// of one time step (the same split as csrc/lstm.cpp). The GEMMs around them
-// -- one input projection for all T steps, one recurrent GEMM per step, and
-// after backpropagation through time dx, dW_ih and dW_hh as three GEMMs over
-// all T*N rows -- are pk::cuda::sgemm calls issued by
+// LSTM on the GPU: the fused pointwise passes of one time step (the same
+// split as csrc/lstm.cpp) and the time loops that alternate them with the
+// recurrent GEMM. The GEMMs outside the loops -- one input projection for all
+// T steps, and after backpropagation through time dx, dW_ih and dW_hh as
+// three GEMMs over all T*N rows -- are pk::cuda::sgemm calls issued by
 // pykernels/_functional/lstm.py, which drives CPU and GPU with one code path.
 //
 //   forward:  [i f g o] = [σ σ tanh σ](gates + b),  c1 = f c + i g,  h1 = o tanh c1
@@ -28,6 +28,8 @@
 // here (the kernel waits on memory) and keep the results within a few ulp
 // of the CPU's polynomial versions.
 #include "lstm.cuh"
+
+#include "gemm.cuh"
 
 namespace pk::cuda {
 namespace {
@@ -118,6 +120,37 @@ void lstm_pointwise_backward(int64_t n, int64_t h, const float* dh1, const float
   PK_LAUNCH(s.grid, s.block, 0, stream, lstm_backward_kernel)(n, h, dh1, dh_rec, dc, gates, c,
                                                               dgates);
   check_launch("lstm_backward_kernel");
+}
+
+void lstm_recurrence_forward(int64_t steps, int64_t n, int64_t h, float* gates,
+                             const float* w_hh, const float* bias, const float* h0,
+                             const float* c0, float* y, float* cells, cudaStream_t stream) {
+  const int64_t state = n * h, step_gates = n * 4 * h;
+  for (int64_t t = 0; t < steps; ++t) {
+    const float* h_prev = t ? y + (t - 1) * state : h0;
+    const float* c_prev = t ? cells + (t - 1) * state : c0;
+    float* gates_t = gates + t * step_gates;
+    sgemm(GemmAlgo::Auto, false, true, n, 4 * h, h, 1.0f, h_prev, h, w_hh, h, 1.0f, gates_t,
+          4 * h, stream);
+    lstm_pointwise_forward(n, h, gates_t, bias, c_prev, cells + t * state, y + t * state,
+                           stream);
+  }
+}
+
+void lstm_recurrence_backward(int64_t steps, int64_t n, int64_t h, const float* dy, float* dh,
+                              float* dc, const float* gates, const float* cells,
+                              const float* c0, const float* w_hh, float* dgates,
+                              cudaStream_t stream) {
+  const int64_t state = n * h, step_gates = n * 4 * h;
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const float* c_prev = t ? cells + (t - 1) * state : c0;
+    float* dgates_t = dgates + t * step_gates;
+    lstm_pointwise_backward(n, h, dy + t * state, dh, dc, gates + t * step_gates, c_prev,
+                            dgates_t, stream);
+    // dL/dh_{t-1}, overwriting dh (beta = 0) after the pass above read it.
+    sgemm(GemmAlgo::Auto, false, false, n, h, 4 * h, 1.0f, dgates_t, 4 * h, w_hh, h, 0.0f, dh,
+          h, stream);
+  }
 }
 
 }  // namespace pk::cuda

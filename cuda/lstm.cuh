@@ -22,4 +22,21 @@ void lstm_pointwise_backward(int64_t n, int64_t h, const float* dh1, const float
                              float* dc, const float* gates, const float* c, float* dgates,
                              cudaStream_t stream);
 
+// The recurrence of a whole layer, every step queued from C++ (one call
+// instead of T from Python, whose per-step overhead would exceed a step's
+// GPU time). Forward: gates (T, N, 4H) holds x_t W_ih^T for every step on
+// entry; step t adds h_{t-1} W_hh^T to gates[t] (split-K sgemm when the
+// grid is small) and runs the pointwise pass, writing cells[t] and y[t].
+void lstm_recurrence_forward(int64_t steps, int64_t n, int64_t h, float* gates,
+                             const float* w_hh, const float* bias, const float* h0,
+                             const float* c0, float* y, float* cells, cudaStream_t stream);
+
+// Backward through time: dy (T, N, H); dh and dc hold dL/dh_T and dL/dc_T on
+// entry and dL/dh_0, dL/dc_0 on exit; gates and cells are the forward's;
+// writes dgates (T, N, 4H), the gradients of the pre-activation gates.
+void lstm_recurrence_backward(int64_t steps, int64_t n, int64_t h, const float* dy, float* dh,
+                              float* dc, const float* gates, const float* cells,
+                              const float* c0, const float* w_hh, float* dgates,
+                              cudaStream_t stream);
+
 }  // namespace pk::cuda

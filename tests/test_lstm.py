@@ -341,6 +341,30 @@ def test_gpu_layer_matches_cpu_and_reference(rng, cp, t, n, i, h):
 
 
 @pytest.mark.gpu
+def test_gpu_layer_with_split_recurrent_products(rng, cp, monkeypatch):
+    # H = 130 on a 64-SM GPU: the recurrent products (N x 4H x H forward,
+    # N x H x 4H backward) have few enough tiles that auto cuts K into slabs.
+    from pykernels import _backend
+
+    monkeypatch.setenv("PYKERNELS_EMU_SMS", "64")  # read by the emulator only
+    t, n, i, h = 3, 3, 5, 130
+    gpu = _backend.require_cuda()
+    if gpu.multiprocessor_count() == 64:
+        assert gpu.sgemm_split_count(0, n, 4 * h, h) > 1
+        assert gpu.sgemm_split_count(0, n, h, 4 * h) > 1
+    p = make_params(rng, n, i, h)
+    x = random_f32(rng, (t, n, i), -1, 1)
+    dy, dhn, dcn = (random_f32(rng, s) for s in ((t, n, h), (n, h), (n, h)))
+    got = _gpu_layer(cp, p, x, dy, dhn, dcn)
+    args64 = [a.astype(np.float64) for a in (x, p["h"], p["c"], p["w_ih"], p["w_hh"],
+                                              p["b_ih"], p["b_hh"])]
+    yr, hr, cr, cache_r = R.lstm(*args64)
+    _assert_close_all(got[:3], (yr, hr, cr), rtol=1e-5, atol=1e-6)
+    ref = R.lstm_backward(*(a.astype(np.float64) for a in (dy, dhn, dcn)), cache_r)
+    _assert_close_all(got[3:], ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
 def test_gpu_layer_is_bitwise_repeatable(rng, cp):
     t, n, i, h = 3, 2, 6, 13
     p = make_params(rng, n, i, h)

@@ -34,6 +34,28 @@ void backward(std::uintptr_t dh1, std::uintptr_t dh_rec, std::uintptr_t dc,
                           cptr(gates), cptr(c), mptr(dgates), as_stream(stream));
 }
 
+void recurrence_forward(int64_t steps, int64_t n, int64_t h, std::uintptr_t gates,
+                        std::uintptr_t w_hh, std::uintptr_t bias, std::uintptr_t h0,
+                        std::uintptr_t c0, std::uintptr_t y, std::uintptr_t cells,
+                        std::uintptr_t stream) {
+  if (steps < 0) throw std::invalid_argument("lstm: steps must be >= 0");
+  check_pointers(steps * state_elements(n, h), {gates, w_hh, bias, h0, c0, y, cells});
+  py::gil_scoped_release release;
+  lstm_recurrence_forward(steps, n, h, mptr(gates), cptr(w_hh), cptr(bias), cptr(h0), cptr(c0),
+                          mptr(y), mptr(cells), as_stream(stream));
+}
+
+void recurrence_backward(int64_t steps, int64_t n, int64_t h, std::uintptr_t dy,
+                         std::uintptr_t dh, std::uintptr_t dc, std::uintptr_t gates,
+                         std::uintptr_t cells, std::uintptr_t c0, std::uintptr_t w_hh,
+                         std::uintptr_t dgates, std::uintptr_t stream) {
+  if (steps < 0) throw std::invalid_argument("lstm: steps must be >= 0");
+  check_pointers(steps * state_elements(n, h), {dy, dh, dc, gates, cells, c0, w_hh, dgates});
+  py::gil_scoped_release release;
+  lstm_recurrence_backward(steps, n, h, cptr(dy), mptr(dh), mptr(dc), cptr(gates), cptr(cells),
+                           cptr(c0), cptr(w_hh), mptr(dgates), as_stream(stream));
+}
+
 }  // namespace
 
 void register_lstm(py::module_& m) {
@@ -44,6 +66,15 @@ void register_lstm(py::module_& m) {
         py::arg("gates"), py::arg("c"), py::arg("dgates"), py::arg("n"), py::arg("h"),
         py::arg("stream"),
         "Write d(pre-activation gates); dc is updated in place to dL/dc (dh_rec 0: none)");
+  m.def("lstm_recurrence_forward", &recurrence_forward, py::arg("steps"), py::arg("n"),
+        py::arg("h"), py::arg("gates"), py::arg("w_hh"), py::arg("bias"), py::arg("h0"),
+        py::arg("c0"), py::arg("y"), py::arg("cells"), py::arg("stream"),
+        "All T steps of the forward recurrence: gates (T, N, 4H) += h W_hh^T, activate, "
+        "write cells and y");
+  m.def("lstm_recurrence_backward", &recurrence_backward, py::arg("steps"), py::arg("n"),
+        py::arg("h"), py::arg("dy"), py::arg("dh"), py::arg("dc"), py::arg("gates"),
+        py::arg("cells"), py::arg("c0"), py::arg("w_hh"), py::arg("dgates"), py::arg("stream"),
+        "Backward through time: dgates for every step; dh, dc from step T's to step 0's");
 }
 
 }  // namespace pk::cuda::bind

@@ -6,6 +6,7 @@ Fused path (algo="fused", the default):
   then adds one recurrent GEMM into its slice and runs one fused pointwise
   pass (bias, activations, cell update) that keeps the activated gates; on
   the CPU the recurrent weights are packed for the GEMM once, not per step;
+  on the GPU the whole time loop is one C++ call (cuda/lstm.cu);
 - backward: back through time, each step runs one fused pointwise pass and
   one GEMM for dh; the weight gradients and dx come after the loop as three
   large GEMMs over all T*N rows (dx, dW_ih, dW_hh) and one sum (db).
@@ -115,6 +116,43 @@ def _pointwise_backward(dh1, dh_rec, dc, gates, c, dgates):
                                            current_stream_ptr())
 
 
+# ---- the time loops: in Python on the CPU, one C++ call on the GPU -------------
+
+def _recurrence_forward(gates, w_hh, bias, h0, c0, y, cells):
+    """Step t: gates[t] += h_{t-1} W_hh^T, then the pointwise pass writes
+    cells[t] and y[t]. On the GPU the loop runs in C++ (cuda/lstm.cu): from
+    Python each step would cost more host time than its kernels take."""
+    steps, batch, hidden = y.shape
+    if is_cupy_array(gates):
+        require_cuda().lstm_recurrence_forward(
+            steps, batch, hidden, gates.data.ptr, w_hh.data.ptr, bias.data.ptr, h0.data.ptr,
+            c0.data.ptr, y.data.ptr, cells.data.ptr, current_stream_ptr())
+        return
+    h, c = h0, c0
+    w_rec, trans = _reused_b(w_hh, True) if steps else (w_hh, True)
+    for t in range(steps):
+        _gemm(h, w_rec, gates[t], beta=1.0, trans_b=trans)
+        _pointwise_forward(gates[t], bias, c, cells[t], y[t])
+        h, c = y[t], cells[t]
+
+
+def _recurrence_backward(dy, dh, dc, cache, dgates):
+    """Back through time: dgates[t] for every step; dh and dc go from the
+    last step's gradients to the first's, in place."""
+    steps, batch, hidden = dy.shape
+    if is_cupy_array(dy):
+        require_cuda().lstm_recurrence_backward(
+            steps, batch, hidden, dy.data.ptr, dh.data.ptr, dc.data.ptr, cache.gates.data.ptr,
+            cache.cells.data.ptr, cache.c0.data.ptr, cache.w_hh.data.ptr, dgates.data.ptr,
+            current_stream_ptr())
+        return
+    w_rec, trans = _reused_b(cache.w_hh, False) if steps else (cache.w_hh, False)
+    for t in range(steps - 1, -1, -1):
+        c_prev = cache.cells[t - 1] if t else cache.c0
+        _pointwise_backward(dy[t], dh, dc, cache.gates[t], c_prev, dgates[t])
+        _gemm(dgates[t], w_rec, dh, trans_b=trans)  # dh for step t-1 (overwrites: beta = 0)
+
+
 # ---- the cell -----------------------------------------------------------------
 
 @accepts_cuda_interface
@@ -203,12 +241,7 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, algo="fused"):
     else:
         gates = _gemm(x.reshape(steps * batch, inputs), w_ih, trans_b=True)
         gates = gates.reshape(steps, batch, 4 * hidden)
-        h, c = h0, c0
-        w_rec, trans = _reused_b(w_hh, True) if steps else (w_hh, True)
-        for t in range(steps):
-            _gemm(h, w_rec, gates[t], beta=1.0, trans_b=trans)
-            _pointwise_forward(gates[t], bias, c, cells[t], y[t])
-            h, c = y[t], cells[t]
+        _recurrence_forward(gates, w_hh, bias, h0, c0, y, cells)
     hn = y[-1].copy() if steps else h0.copy()
     cn = cells[-1].copy() if steps else c0.copy()
     return y, hn, cn, LSTMCache(x, h0, c0, w_ih, w_hh, y, cells, gates, algo)
@@ -228,14 +261,9 @@ def lstm_backward(dy, dhn, dcn, cache: LSTMCache):
     if cache.algo == "naive":
         return _naive_layer_backward(dy, dhn, dcn, cache)
     xp = array_module(dy)
-    w_hh = cache.w_hh
     dgates = xp.empty_like(cache.gates)
     dh, dc = dhn.copy(), dcn.copy()
-    w_rec, trans = _reused_b(w_hh, False) if steps else (w_hh, False)
-    for t in range(steps - 1, -1, -1):
-        c_prev = cache.cells[t - 1] if t else cache.c0
-        _pointwise_backward(dy[t], dh, dc, cache.gates[t], c_prev, dgates[t])
-        _gemm(dgates[t], w_rec, dh, trans_b=trans)  # dh for step t-1 (overwrites: beta = 0)
+    _recurrence_backward(dy, dh, dc, cache, dgates)
     rows = steps * batch
     dgates2 = dgates.reshape(rows, 4 * hidden)
     h_prev = xp.empty((steps, batch, hidden), np.float32)  # h_0 .. h_{T-1}

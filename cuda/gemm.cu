@@ -19,6 +19,8 @@
 //               64 x 363 with K in the tens of thousands: 3 tiles); the slabs'
 //               partial products are summed in a fixed order by a second kernel.
 //               `auto` takes it for grids that fill at most half the SMs.
+// `auto` is warptile (split or not) with 64-row tiles where those compute
+// fewer rows of C than 128-row tiles would (M = 64: conv1, an LSTM step).
 // Partial tiles are zero-filled on load and masked on store, so any M, N, K
 // works, and all four transpose cases run through one loader (see TileLoader).
 #include "gemm.cuh"
@@ -195,12 +197,16 @@ struct BlockLayout {
   __device__ static int col(int s) { return (threadIdx.x % 16) * TN + s; }
 };
 
-// Rung 6 layout: 8 warps as 2 x 4, each owning a 64x32 piece of C. Inside a
-// warp, lane (lr, lc) = (lane / 4, lane % 4) owns rows {lr*4 + 0..3} and
-// {32 + lr*4 + 0..3} and columns {lc*4 + 0..3} and {16 + lc*4 + 0..3}: the
-// float4 reads of a warp from a shared tile row then cover one contiguous span.
+// Rung 6 layout: WARPS_M x 4 warps, each owning a 64x32 piece of C (the
+// ladder's rung has 2 x 4 warps and a 128x128 tile; products with at most 64
+// rows, or 64 past a multiple of 128, take 1 x 4 and a 64x128 tile instead of
+// computing rows of zeros). Inside a warp, lane (lr, lc) = (lane / 4,
+// lane % 4) owns rows {lr*4 + 0..3} and {32 + lr*4 + 0..3} and columns
+// {lc*4 + 0..3} and {16 + lc*4 + 0..3}: the float4 reads of a warp from a
+// shared tile row then cover one contiguous span.
+template <int WARPS_M>
 struct WarpLayout {
-  static constexpr int BM = 128, BN = 128, TM = 8, TN = 8, THREADS = 256;
+  static constexpr int BM = 64 * WARPS_M, BN = 128, TM = 8, TN = 8, THREADS = 128 * WARPS_M;
   static constexpr int WM = 64, WN = 32;
   __device__ static int row(int r) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -215,7 +221,7 @@ struct WarpLayout {
 // acc += the product of one BK-deep slice, read from the shared tiles. Rows
 // and columns are taken 4 at a time: each group of 4 is contiguous in both
 // layouts, so a float4 shared load fetches it.
-template <class Layout, int BK, int STRIDE>
+template <class Layout, int BK, int A_STRIDE, int B_STRIDE>
 __device__ __forceinline__ void multiply_slice(const float* a_tile, const float* b_tile,
                                                float (&acc)[Layout::TM][Layout::TN]) {
 #pragma unroll
@@ -223,12 +229,12 @@ __device__ __forceinline__ void multiply_slice(const float* a_tile, const float*
     float a_frag[Layout::TM], b_frag[Layout::TN];
 #pragma unroll
     for (int r = 0; r < Layout::TM; r += 4) {
-      const float4 q = *reinterpret_cast<const float4*>(&a_tile[p * STRIDE + Layout::row(r)]);
+      const float4 q = *reinterpret_cast<const float4*>(&a_tile[p * A_STRIDE + Layout::row(r)]);
       a_frag[r] = q.x; a_frag[r + 1] = q.y; a_frag[r + 2] = q.z; a_frag[r + 3] = q.w;
     }
 #pragma unroll
     for (int s = 0; s < Layout::TN; s += 4) {
-      const float4 q = *reinterpret_cast<const float4*>(&b_tile[p * STRIDE + Layout::col(s)]);
+      const float4 q = *reinterpret_cast<const float4*>(&b_tile[p * B_STRIDE + Layout::col(s)]);
       b_frag[s] = q.x; b_frag[s + 1] = q.y; b_frag[s + 2] = q.z; b_frag[s + 3] = q.w;
     }
 #pragma unroll
@@ -284,7 +290,7 @@ __device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, fl
       a_loader.commit(a_tiles[0]);
       b_loader.commit(b_tiles[0]);
       __syncthreads();
-      multiply_slice<Layout, BK, ALoader::STRIDE>(a_tiles[0], b_tiles[0], acc);
+      multiply_slice<Layout, BK, ALoader::STRIDE, BLoader::STRIDE>(a_tiles[0], b_tiles[0], acc);
       __syncthreads();
     }
   } else {
@@ -301,7 +307,7 @@ __device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, fl
         a_loader.fetch(a, lda, row0, m, k0 + BK, k);
         b_loader.fetch(b, ldb, col0, n, k0 + BK, k);
       }
-      multiply_slice<Layout, BK, ALoader::STRIDE>(a_tiles[current], b_tiles[current], acc);
+      multiply_slice<Layout, BK, ALoader::STRIDE, BLoader::STRIDE>(a_tiles[current], b_tiles[current], acc);
       if (more) {
         a_loader.commit(a_tiles[current ^ 1]);
         b_loader.commit(b_tiles[current ^ 1]);
@@ -328,13 +334,13 @@ constexpr int kSplitBK = 16;  // the warptile rung's slice depth
 // Block (x, y, z) multiplies the z-th `depth`-deep slab of K into its own
 // m x n partial product. depth is a multiple of kSplitBK, so the offset
 // operands keep the 16-byte alignment that the float4 loads need.
-template <bool VEC, bool TA, bool TB>
+template <class Layout, bool VEC, bool TA, bool TB>
 __global__ void __launch_bounds__(256)
     sgemm_partial(int64_t m, int64_t n, int64_t k, int64_t depth, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float* partials) {
   const int64_t k0 = int64_t(blockIdx.z) * depth;
   const int64_t slab = k - k0 < depth ? k - k0 : depth;
-  tile_product<WarpLayout, kSplitBK, VEC, true, TA, TB>(
+  tile_product<Layout, kSplitBK, VEC, true, TA, TB>(
       m, n, slab, 1.0f, a + (TA ? k0 * lda : k0), lda, b + (TB ? k0 : k0 * ldb), ldb, 0.0f,
       partials + int64_t(blockIdx.z) * m * n, n);
 }
@@ -371,23 +377,39 @@ template <bool TA, bool TB> struct CoalescedRung {
 template <bool TA, bool TB> struct SmemRung {
   static KernelFn fn() { return sgemm_smem<TA, TB>; }
 };
-template <bool TA, bool TB> struct RegBlockRung {
-  static KernelFn fn() { return sgemm_tiled<BlockLayout, 8, false, false, TA, TB>; }
-};
-template <bool TA, bool TB> struct VectorizedRung {
-  static KernelFn fn() { return sgemm_tiled<BlockLayout, 8, true, true, TA, TB>; }
-};
-template <bool TA, bool TB> struct WarpTileRung {
-  static KernelFn fn() { return sgemm_tiled<WarpLayout, 16, true, true, TA, TB>; }
-};
-// The vector rungs without float4 loads, for operands that are not 16-byte
-// aligned (an offset view, or a leading dimension not a multiple of 4).
-template <bool TA, bool TB> struct VectorizedScalarRung {
-  static KernelFn fn() { return sgemm_tiled<BlockLayout, 8, false, true, TA, TB>; }
-};
-template <bool TA, bool TB> struct WarpTileScalarRung {
-  static KernelFn fn() { return sgemm_tiled<WarpLayout, 16, false, true, TA, TB>; }
-};
+// Rungs 4-6 and the split-K partial products: one template each, the
+// transposes and (VEC) float4 loads chosen at run time. Operands that are not
+// 16-byte aligned (an offset view, a leading dimension not a multiple of 4)
+// take the scalar loads.
+template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER>
+KernelFn tiled_kernel(bool ta, bool tb) {
+  if (ta) {
+    return tb ? sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, true, true>
+              : sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, true, false>;
+  }
+  return tb ? sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, false, true>
+            : sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, false, false>;
+}
+
+template <class Layout, int BK, bool DOUBLE_BUFFER>
+KernelFn tiled_kernel(bool vec, bool ta, bool tb) {
+  return vec ? tiled_kernel<Layout, BK, true, DOUBLE_BUFFER>(ta, tb)
+             : tiled_kernel<Layout, BK, false, DOUBLE_BUFFER>(ta, tb);
+}
+
+using PartialFn = void (*)(int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                           const float*, int64_t, float*);
+
+template <class Layout, bool VEC>
+PartialFn partial_kernel(bool ta, bool tb) {
+  if (ta) return tb ? sgemm_partial<Layout, VEC, true, true> : sgemm_partial<Layout, VEC, true, false>;
+  return tb ? sgemm_partial<Layout, VEC, false, true> : sgemm_partial<Layout, VEC, false, false>;
+}
+
+template <class Layout>
+PartialFn partial_kernel(bool vec, bool ta, bool tb) {
+  return vec ? partial_kernel<Layout, true>(ta, tb) : partial_kernel<Layout, false>(ta, tb);
+}
 
 struct LaunchPlan {
   KernelFn kernel;
@@ -397,6 +419,10 @@ struct LaunchPlan {
 
 bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
 
+bool float4_loads_ok(const float* a, int64_t lda, const float* b, int64_t ldb) {
+  return aligned16(a) && aligned16(b) && lda % 4 == 0 && ldb % 4 == 0;
+}
+
 unsigned int ceil_div(int64_t a, int64_t b, const char* what) {
   const int64_t blocks = (a + b - 1) / b;
   if (blocks > 65535 && what != nullptr)
@@ -404,9 +430,24 @@ unsigned int ceil_div(int64_t a, int64_t b, const char* what) {
   return static_cast<unsigned int>(blocks);
 }
 
+// Auto's tile height: 64 rows where that computes fewer rows than 128 do
+// (M <= 64, or M 64 past a multiple of 128: AlexNet conv1 and an LSTM step
+// of batch 64 have M = 64, conv2 192), else the rung's 128.
+using TallLayout = WarpLayout<2>;
+using ShortLayout = WarpLayout<1>;
+
+bool short_tiles(int64_t m) { return (m + 63) / 64 * 64 < (m + 127) / 128 * 128; }
+
+template <class Layout>
+LaunchPlan warptile_plan(bool vec, bool ta, bool tb, int64_t m, int64_t n) {
+  return {tiled_kernel<Layout, 16, true>(vec, ta, tb),
+          dim3(ceil_div(n, Layout::BN, nullptr), ceil_div(m, Layout::BM, "m")),
+          dim3(Layout::THREADS), "sgemm_warptile"};
+}
+
 LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const float* a,
                 int64_t lda, const float* b, int64_t ldb) {
-  const bool vec_ok = aligned16(a) && aligned16(b) && lda % 4 == 0 && ldb % 4 == 0;
+  const bool vec = float4_loads_ok(a, lda, b, ldb);
   switch (algo) {
     case GemmAlgo::Naive:
       return {pick_transposes<NaiveRung>(ta, tb),
@@ -419,42 +460,23 @@ LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const flo
               dim3(ceil_div(n, kSmemTile, nullptr), ceil_div(m, kSmemTile, "m")),
               dim3(kSmemTile, kSmemTile), "sgemm_smem"};
     case GemmAlgo::RegBlock:
-      return {pick_transposes<RegBlockRung>(ta, tb),
+      return {tiled_kernel<BlockLayout, 8, false, false>(ta, tb),
               dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256), "sgemm_regblock"};
     case GemmAlgo::Vectorized:
-      return {vec_ok ? pick_transposes<VectorizedRung>(ta, tb)
-                     : pick_transposes<VectorizedScalarRung>(ta, tb),
+      return {tiled_kernel<BlockLayout, 8, true>(vec, ta, tb),
               dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256),
               "sgemm_vectorized"};
-    case GemmAlgo::Auto:
     case GemmAlgo::WarpTile:
-    case GemmAlgo::SplitK:  // when K is not split, the warptile rung
-      return {vec_ok ? pick_transposes<WarpTileRung>(ta, tb)
-                     : pick_transposes<WarpTileScalarRung>(ta, tb),
-              dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256),
-              "sgemm_warptile"};
+      return warptile_plan<TallLayout>(vec, ta, tb, m, n);
+    case GemmAlgo::Auto:
+    case GemmAlgo::SplitK:  // when K is not split
+      return short_tiles(m) ? warptile_plan<ShortLayout>(vec, ta, tb, m, n)
+                            : warptile_plan<TallLayout>(vec, ta, tb, m, n);
   }
   throw std::invalid_argument("sgemm: unknown algo " + std::to_string(int(algo)));
 }
 
 // ---- split-K: when to cut K, and the two launches --------------------------
-
-using PartialFn = void (*)(int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                           const float*, int64_t, float*);
-
-template <bool TA, bool TB> struct PartialRung {
-  static PartialFn vec() { return sgemm_partial<true, TA, TB>; }
-  static PartialFn scalar() { return sgemm_partial<false, TA, TB>; }
-};
-
-PartialFn pick_partial(bool vec, bool ta, bool tb) {
-  if (ta) {
-    if (tb) return vec ? PartialRung<true, true>::vec() : PartialRung<true, true>::scalar();
-    return vec ? PartialRung<true, false>::vec() : PartialRung<true, false>::scalar();
-  }
-  if (tb) return vec ? PartialRung<false, true>::vec() : PartialRung<false, true>::scalar();
-  return vec ? PartialRung<false, false>::vec() : PartialRung<false, false>::scalar();
-}
 
 struct SplitK {
   int64_t splits = 1, depth = 0;
@@ -469,7 +491,8 @@ struct SplitK {
 SplitK choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
   constexpr int64_t kAutoMinDepth = 64, kMaxSplits = 64;
   constexpr int64_t kMaxPartialFloats = int64_t{16} << 20;  // 64 MiB
-  const int64_t tiles = ((m + 127) / 128) * ((n + 127) / 128);
+  const int64_t tile_rows = short_tiles(m) ? ShortLayout::BM : TallLayout::BM;
+  const int64_t tiles = ((m + tile_rows - 1) / tile_rows) * ((n + 127) / 128);
   const int64_t sms = multiprocessor_count();
   if (!forced && 2 * tiles > sms) return {};
   const int64_t min_depth = forced ? kSplitBK : kAutoMinDepth;
@@ -518,10 +541,15 @@ bool sgemm_split(const SplitK& split, bool ta, bool tb, int64_t m, int64_t n, in
   float* partials = partial_buffer(split.splits * m * n, stream);
   if (partials == nullptr) return false;
   const StreamFree release{partials, stream};
-  const bool vec = aligned16(a) && aligned16(b) && lda % 4 == 0 && ldb % 4 == 0;
-  const dim3 grid(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m"), unsigned(split.splits));
-  PK_LAUNCH(grid, dim3(256), 0, stream, pick_partial(vec, ta, tb))(m, n, k, split.depth, a, lda,
-                                                                   b, ldb, partials);
+  const bool vec = float4_loads_ok(a, lda, b, ldb);
+  const bool short_layout = short_tiles(m);
+  const int tile_rows = short_layout ? ShortLayout::BM : TallLayout::BM;
+  const int threads = short_layout ? ShortLayout::THREADS : TallLayout::THREADS;
+  const PartialFn kernel = short_layout ? partial_kernel<ShortLayout>(vec, ta, tb)
+                                        : partial_kernel<TallLayout>(vec, ta, tb);
+  const dim3 grid(ceil_div(n, 128, nullptr), ceil_div(m, tile_rows, "m"), unsigned(split.splits));
+  PK_LAUNCH(grid, dim3(threads), 0, stream, kernel)(m, n, k, split.depth, a, lda, b, ldb,
+                                                    partials);
   check_launch("sgemm_partial");
   constexpr int kReduceThreads = 256;
   PK_LAUNCH(blocks_for(m * n, kReduceThreads, 65535u), kReduceThreads, 0, stream,

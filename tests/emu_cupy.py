@@ -11,6 +11,7 @@ results turned into this `ndarray`.
 
 from __future__ import annotations
 
+import time
 import types
 
 import numpy as np
@@ -112,11 +113,21 @@ class _ExternalStream(_Stream):
 
 
 class _Event:
+    """Work runs at once here, so an event's time is the host clock's."""
+
     def record(self, stream=None):
-        pass
+        self.time = time.perf_counter()
 
     def synchronize(self):
         pass
+
+
+def _elapsed_ms(start, stop):
+    return (stop.time - start.time) * 1e3
+
+
+def _standard_normal(size=None, dtype=np.float64):
+    return _wrap(np.random.default_rng().standard_normal(size).astype(dtype))
 
 
 cuda = types.SimpleNamespace(
@@ -124,5 +135,10 @@ cuda = types.SimpleNamespace(
     ExternalStream=_ExternalStream,
     Event=_Event,
     get_current_stream=lambda: _current[-1],
-    Device=lambda device=0: types.SimpleNamespace(synchronize=lambda: None),
+    get_elapsed_time=_elapsed_ms,
+    runtime=types.SimpleNamespace(
+        getDeviceCount=lambda: 1,
+        getDeviceProperties=lambda device: {"name": b"CUDA emulator (CPU)"}),
+    Device=lambda device=0: types.SimpleNamespace(id=0, synchronize=lambda: None),
 )
+random = types.SimpleNamespace(standard_normal=_standard_normal)

@@ -62,16 +62,17 @@ def _time_rungs(cupy, m, n, k, rungs, repeats, peak, label):
     return rows
 
 
-def run(repeats: int = 5, quick: bool = False, **_):
+def run(repeats: int = 5, quick: bool = False, sizes=SIZES, skinny=SKINNY,
+        peak_iterations: int = 4096, **_):
     cupy = _cupy_without_tf32()
     from .gpu import fma_gflops
 
-    peak = fma_gflops()
+    peak = fma_gflops(peak_iterations)
     rows = []
-    for n in (SIZES[:2] if quick else SIZES):
+    for n in (sizes[:2] if quick else sizes):
         rungs = [r for r in RUNGS if n <= SLOW_RUNGS_MAX_N or r not in ("naive", "coalesced")]
         rows += _time_rungs(cupy, n, n, n, rungs, repeats, peak, n)
-    for label, m, n, k in SKINNY[:1] if quick else SKINNY:
+    for label, m, n, k in skinny[:1] if quick else skinny:
         rows += _time_rungs(cupy, m, n, k, SKINNY_RUNGS, repeats, peak, label)
     return rows
 

@@ -57,13 +57,14 @@ def _conv_cases(cupy, torch, name, c, o, k, s, p, hw, batch, backward):
     return cases, flops
 
 
-def run_conv(batch: int = 128, repeats: int = 5, quick: bool = False, **_):
+def run_conv(batch: int = 128, repeats: int = 5, quick: bool = False, layers=ALEXNET, **_):
+    """`layers`: (name, C, O, kernel, stride, padding, input size) as bench/conv.py's ALEXNET."""
     import cupy
 
     torch = torch_cuda()
     torch = _torch_fp32(torch) if torch is not None else None
     rows = []
-    for name, c, o, k, s, p, hw in (ALEXNET[:2] if quick else ALEXNET):
+    for name, c, o, k, s, p, hw in (layers[:2] if quick else layers):
         for backward in (False, True):
             cases, flops = _conv_cases(cupy, torch, name, c, o, k, s, p, hw, batch, backward)
             med = event_medians(cases, repeats=repeats)
@@ -76,14 +77,17 @@ def run_conv(batch: int = 128, repeats: int = 5, quick: bool = False, **_):
     return rows
 
 
-def _memory_bound_cases(cupy):
-    """(name, fn, bytes moved) for the memory-bound ops on a ResNet/AlexNet-
-    sized activation (128 x 64 x 56 x 56 floats, 98 MiB)."""
-    x = cupy.random.standard_normal((128, 64, 56, 56), dtype=cupy.float32)
+ACTIVATION = (128, 64, 56, 56)  # a ResNet/AlexNet-sized activation, 98 MiB
+
+
+def _memory_bound_cases(cupy, shape):
+    """(name, fn, bytes moved) for the memory-bound ops on an activation of `shape`."""
+    x = cupy.random.standard_normal(shape, dtype=cupy.float32)
     n = x.size * 4
+    channels = shape[1]
     y_relu = cupy.empty_like(x)
-    mean, var = cupy.zeros(64, cupy.float32), cupy.ones(64, cupy.float32)
-    gamma, beta = cupy.ones(64, cupy.float32), cupy.zeros(64, cupy.float32)
+    mean, var = cupy.zeros(channels, cupy.float32), cupy.ones(channels, cupy.float32)
+    gamma, beta = cupy.ones(channels, cupy.float32), cupy.zeros(channels, cupy.float32)
     y_bn, save_mean, save_invstd = F.batch_norm(x, mean, var, gamma, beta, True)
     pooled, indices = F.max_pool2d(x, 3, 2, 1)
     return [
@@ -99,12 +103,12 @@ def _memory_bound_cases(cupy):
     ]
 
 
-def run_bandwidth(repeats: int = 5, **_):
+def run_bandwidth(repeats: int = 5, shape=ACTIVATION, copy_mib: int = 512, **_):
     import cupy
 
-    copy = copy_gbps()
+    copy = copy_gbps(copy_mib)
     rows = []
-    for name, fn, moved in _memory_bound_cases(cupy):
+    for name, fn, moved in _memory_bound_cases(cupy, shape):
         seconds = event_medians({name: (fn, "cupy")}, repeats=repeats)[name]
         gbps = moved / seconds / 1e9
         rows.append({"op": name, "GB/s": gbps, "copy GB/s": copy, "of copy": gbps / copy})

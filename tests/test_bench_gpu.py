@@ -1,0 +1,64 @@
+"""The GPU benchmark suites end to end at toy sizes, so that the code which
+only a GPU machine runs in full (benchmarks/gpu_check.sh) has run before a
+lease is spent on it: every suite returns its rows with the keys its table
+prints, and the numbers are finite. Without a GPU this runs on the CPU
+emulator, where the timings mean nothing; nothing here checks speed."""
+
+import math
+
+import pytest
+
+from pykernels.bench import gemm_gpu, gpu, gpu_ops, relu_gpu
+from pykernels.bench.report import format_table
+
+pytestmark = pytest.mark.gpu
+
+
+def assert_finite_rows(rows, keys):
+    assert rows
+    for row in rows:
+        for key in keys:
+            assert key in row, (key, row)
+            value = row[key]
+            assert not isinstance(value, float) or math.isfinite(value), (key, row)
+    assert format_table(rows, "suite")  # as `pykernels bench` prints it
+
+
+def test_peaks_are_positive(cp):
+    assert gpu.fma_gflops(iterations=4, repeats=1) > 0
+    assert gpu.copy_gbps(mib=1, repeats=1) > 0
+    assert gpu.device_name()
+
+
+def test_gemm_suite_rows(cp):
+    rows = gemm_gpu.run(repeats=1, sizes=(70,), skinny=(("skinny", 3, 130, 300),),
+                        peak_iterations=4)
+    assert_finite_rows(rows, ("n", "variant", "TFLOP/s", "vs cuBLAS", "of FP32 peak",
+                              "max rel err vs cuBLAS"))
+    assert {r["variant"] for r in rows} == {*gemm_gpu.RUNGS, *gemm_gpu.SKINNY_RUNGS, "cuBLAS"}
+    assert max(r["max rel err vs cuBLAS"] for r in rows) < 1e-4
+
+
+def test_relu_suite_rows(cp):
+    rows = relu_gpu.run(mib=1, repeats=1)
+    assert_finite_rows(rows, ("pykernels GB/s", "vs copy"))
+    assert rows[0]["matches"]
+
+
+def test_conv_suite_rows(cp):
+    layers = (("tiny", 3, 5, 3, 2, 1, 9), ("tiny2", 5, 4, 3, 1, 1, 5))
+    rows = gpu_ops.run_conv(batch=2, repeats=1, layers=layers)
+    assert_finite_rows(rows, ("layer", "pass", "pykernels TFLOP/s"))
+    assert len(rows) == 4
+
+
+def test_bandwidth_suite_rows(cp):
+    rows = gpu_ops.run_bandwidth(repeats=1, shape=(2, 3, 8, 8), copy_mib=1)
+    assert_finite_rows(rows, ("op", "GB/s", "of copy"))
+    assert len(rows) == 5
+
+
+def test_lstm_suite_rows(cp):
+    rows = gpu_ops.run_lstm(repeats=1, t=2, n=3, h=8)
+    assert_finite_rows(rows, ("case", "pass", "pykernels ms"))
+    assert [r["pass"] for r in rows] == ["fwd", "fwd+bwd"]

@@ -26,10 +26,10 @@
 // - The GEMMs (pk::cuda::sgemm) do the arithmetic. Chunks make them wide:
 //   N = S*P columns, S as large as the workspace cap allows (the whole batch
 //   for AlexNet's conv3-5 at batch 128), so the forward and dx GEMMs fill the
-//   GPU. The weight-gradient GEMM has only (O/g) x Kg outputs (a few 128x128
-//   tiles) and a long K = S*P: it is latency-bound on a big GPU until sgemm
-//   gets a split-K (or batched) variant; chunks are summed in order with
-//   beta = 1, which keeps it deterministic.
+//   GPU. The weight-gradient GEMM has only (O/g) x Kg outputs (3 tiles for
+//   AlexNet's conv1) and a long K = S*P, so sgemm's auto cuts K into slabs
+//   across the idle SMs (split-K, summed in a fixed order); chunks are summed
+//   in order with beta = 1: deterministic either way.
 // - Moving a chunk between the batch layout (S, O, P) and the GEMM's side-by-side
 //   layout (O, S*P), with the bias added on the way out: contiguous rows of P,
 //   coalesced on both sides.

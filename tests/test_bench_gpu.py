@@ -62,3 +62,19 @@ def test_lstm_suite_rows(cp):
     rows = gpu_ops.run_lstm(repeats=1, t=2, n=3, h=8)
     assert_finite_rows(rows, ("case", "pass", "pykernels ms"))
     assert [r["pass"] for r in rows] == ["fwd", "fwd+bwd"]
+
+
+def test_profiled_cases_run(cp):
+    import importlib.util
+    from pathlib import Path
+
+    import pykernels.functional as F
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_kernels.py"
+    spec = importlib.util.spec_from_file_location("profile_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    todo = module.cases(cp, F, n=40, lstm=(3, 20), batch=1, image=23, act=(2, 3, 9, 9))
+    assert len(todo) == 8
+    for fn in todo.values():
+        fn()

@@ -1,0 +1,66 @@
+"""Runs each GPU case once between cudaProfilerStart and Stop, after a
+warm-up outside that range, for Nsight Compute:
+
+    ncu --profile-from-start off --clock-control none \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats \
+        python benchmarks/profile_kernels.py
+
+so one call of benchmarks/gpu_check.sh brings back the counters (throughput
+against the chip's limits, occupancy, where warps stall) of the kernels the
+benchmarks time: the SGEMM rungs at n = 4096, a split-K LSTM step, AlexNet's
+conv1 forward and backward, max pooling and batch norm.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def cases(cupy, F, n=4096, lstm=(64, 512), batch=32, image=224, act=(128, 64, 56, 56)):
+    """name -> callable; the sizes are parameters so the tests can run them small."""
+    rnd = lambda *shape: cupy.random.standard_normal(shape, dtype=cupy.float32)  # noqa: E731
+    a, b = rnd(n, n), rnd(n, n)
+    rows, hidden = lstm
+    h, w_hh, gates = rnd(rows, hidden), rnd(4 * hidden, hidden), rnd(rows, 4 * hidden)
+    x1, w1 = rnd(batch, 3, image, image), rnd(64, 3, 11, 11)
+    y1 = F.conv2d(x1, w1, None, stride=4, padding=2)
+    x = rnd(*act)
+    ones, zeros = cupy.ones(act[1], cupy.float32), cupy.zeros(act[1], cupy.float32)
+    return {
+        f"sgemm vectorized {n}": lambda: F.gemm(a, b, algo="vectorized"),
+        f"sgemm warptile {n}": lambda: F.gemm(a, b, algo="warptile"),
+        f"cuBLAS {n}": lambda: cupy.matmul(a, b),
+        f"LSTM step {rows}x{4 * hidden}x{hidden} (auto: split-K on a big GPU)":
+            lambda: F.gemm(h, w_hh, gates, beta=1.0, trans_b=True),
+        f"conv1 fwd batch {batch}": lambda: F.conv2d(x1, w1, None, stride=4, padding=2),
+        f"conv1 bwd batch {batch}": lambda: F.conv2d_backward(y1, x1, w1, stride=4, padding=2),
+        "max_pool2d 3x3/2": lambda: F.max_pool2d(x, 3, 2, 1),
+        "batch_norm train fwd": lambda: F.batch_norm(x, zeros.copy(), ones.copy(), ones, zeros,
+                                                     True),
+    }
+
+
+def main() -> int:
+    import os
+
+    os.environ.setdefault("CUPY_TF32", "0")
+    import cupy
+
+    import pykernels.functional as F
+
+    todo = cases(cupy, F)
+    for fn in todo.values():
+        fn()  # warm-up: module load, cuBLAS handle, pool growth
+    cupy.cuda.Device().synchronize()
+    runtime = cupy.cuda.runtime
+    runtime.profilerStart()  # cudaProfilerStart: ncu --profile-from-start off begins here
+    for name, fn in todo.items():
+        print(f"== {name}", flush=True)
+        fn()
+        cupy.cuda.Device().synchronize()
+    runtime.profilerStop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -314,6 +314,16 @@ def _gpu_layer(cp, p, x, dy, dhn, dcn, algo="fused"):
     return [cp.asnumpy(a) for a in outs]
 
 
+def _assert_layer_matches_reference(got, p, x, dy, dhn, dcn):
+    """got = _gpu_layer's outputs, against the float64 NumPy reference."""
+    args64 = [a.astype(np.float64) for a in (x, p["h"], p["c"], p["w_ih"], p["w_hh"],
+                                              p["b_ih"], p["b_hh"])]
+    yr, hr, cr, cache_r = R.lstm(*args64)
+    _assert_close_all(got[:3], (yr, hr, cr), rtol=1e-5, atol=1e-6)
+    ref = R.lstm_backward(*(a.astype(np.float64) for a in (dy, dhn, dcn)), cache_r)
+    _assert_close_all(got[3:], ref, rtol=1e-4, atol=1e-5)
+
+
 # T = 1, N = 1, H = 7 and 13 (not multiples of 8), I != H, I = 1, and 4H = 132
 # (two GEMM tiles wide).
 GPU_LAYER_SHAPES = [(1, 3, 5, 7), (4, 1, 6, 13), (3, 2, 1, 7), (2, 2, 17, 33)]
@@ -332,12 +342,7 @@ def test_gpu_layer_matches_cpu_and_reference(rng, cp, t, n, i, h):
     _assert_close_all(got[:3], cpu[:3], rtol=1e-5, atol=1e-6)
     _assert_close_all(got[3:], cpu[3:], rtol=1e-4, atol=1e-5)
 
-    args64 = [a.astype(np.float64) for a in (x, p["h"], p["c"], p["w_ih"], p["w_hh"],
-                                              p["b_ih"], p["b_hh"])]
-    yr, hr, cr, cache_r = R.lstm(*args64)
-    _assert_close_all(got[:3], (yr, hr, cr), rtol=1e-5, atol=1e-6)
-    ref = R.lstm_backward(*(a.astype(np.float64) for a in (dy, dhn, dcn)), cache_r)
-    _assert_close_all(got[3:], ref, rtol=1e-4, atol=1e-5)
+    _assert_layer_matches_reference(got, p, x, dy, dhn, dcn)
 
 
 @pytest.mark.gpu
@@ -356,12 +361,7 @@ def test_gpu_layer_with_split_recurrent_products(rng, cp, monkeypatch):
     x = random_f32(rng, (t, n, i), -1, 1)
     dy, dhn, dcn = (random_f32(rng, s) for s in ((t, n, h), (n, h), (n, h)))
     got = _gpu_layer(cp, p, x, dy, dhn, dcn)
-    args64 = [a.astype(np.float64) for a in (x, p["h"], p["c"], p["w_ih"], p["w_hh"],
-                                              p["b_ih"], p["b_hh"])]
-    yr, hr, cr, cache_r = R.lstm(*args64)
-    _assert_close_all(got[:3], (yr, hr, cr), rtol=1e-5, atol=1e-6)
-    ref = R.lstm_backward(*(a.astype(np.float64) for a in (dy, dhn, dcn)), cache_r)
-    _assert_close_all(got[3:], ref, rtol=1e-4, atol=1e-5)
+    _assert_layer_matches_reference(got, p, x, dy, dhn, dcn)
 
 
 @pytest.mark.gpu

@@ -115,7 +115,7 @@ fi
   cat "$outdir/info.txt"
   for suite in $suites; do
     echo
-    sed -n '/^== /,$p' "$outdir/bench_$suite.txt"
+    [ -f "$outdir/bench_$suite.txt" ] && sed -n '/^== /,$p' "$outdir/bench_$suite.txt"
   done
   echo '```'
 } >"$outdir/results.md"

@@ -40,7 +40,11 @@ def cases(cupy, F, n=4096, lstm=(64, 512), batch=32, image=224, act=(128, 64, 56
     }
 
 
-def main() -> int:
+TOY_SIZES = dict(n=40, lstm=(3, 20), batch=1, image=23, act=(2, 3, 9, 9))
+
+
+def main(argv=None) -> int:
+    """--toy: the same cases at sizes the tests can run on the CUDA emulator."""
     import os
 
     os.environ.setdefault("CUPY_TF32", "0")
@@ -48,7 +52,8 @@ def main() -> int:
 
     import pykernels.functional as F
 
-    todo = cases(cupy, F)
+    toy = "--toy" in (sys.argv[1:] if argv is None else argv)
+    todo = cases(cupy, F, **(TOY_SIZES if toy else {}))
     for fn in todo.values():
         fn()  # warm-up: module load, cuBLAS handle, pool growth
     cupy.cuda.Device().synchronize()

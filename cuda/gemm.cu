@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
@@ -436,7 +437,10 @@ unsigned int ceil_div(int64_t a, int64_t b, const char* what) {
 using TallLayout = WarpLayout<2>;
 using ShortLayout = WarpLayout<1>;
 
-bool short_tiles(int64_t m) { return (m + 63) / 64 * 64 < (m + 127) / 128 * 128; }
+bool short_tiles(int64_t m) {
+  constexpr int64_t kMaxRowBlocks = 65535;  // gridDim.y
+  return (m + 63) / 64 * 64 < (m + 127) / 128 * 128 && (m + 63) / 64 <= kMaxRowBlocks;
+}
 
 template <class Layout>
 LaunchPlan warptile_plan(bool vec, bool ta, bool tb, int64_t m, int64_t n) {
@@ -482,21 +486,23 @@ struct SplitK {
   int64_t splits = 1, depth = 0;
 };
 
-// How many K slabs: enough blocks to give every multiprocessor one tile
-// (the warptile kernel holds one 256-thread block per SM), each slab at least
-// kMinDepth deep so that a block's prologue and its m x n store stay small
-// beside its arithmetic, and the partial products within kMaxPartialFloats.
-// Auto splits only grids that fill at most half the GPU; an explicit
-// algo="splitk" always tries, down to one 16-deep slice per slab.
+// How many K slabs: enough blocks to fill every multiprocessor once (one
+// 128-row block fits per SM, two 64-row ones: their register use, 129-154 and
+// 139-179 per thread, see docs/RESULTS.md), each slab at least kAutoMinDepth
+// deep so that a block's prologue and its m x n store stay small beside its
+// arithmetic, and the partial products within kMaxPartialFloats. Auto splits
+// only grids that fill at most half the GPU; an explicit algo="splitk" always
+// tries, down to one 16-deep slice per slab.
 SplitK choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
   constexpr int64_t kAutoMinDepth = 64, kMaxSplits = 64;
   constexpr int64_t kMaxPartialFloats = int64_t{16} << 20;  // 64 MiB
-  const int64_t tile_rows = short_tiles(m) ? ShortLayout::BM : TallLayout::BM;
+  const bool short_layout = short_tiles(m);
+  const int64_t tile_rows = short_layout ? ShortLayout::BM : TallLayout::BM;
   const int64_t tiles = ((m + tile_rows - 1) / tile_rows) * ((n + 127) / 128);
-  const int64_t sms = multiprocessor_count();
-  if (!forced && 2 * tiles > sms) return {};
+  const int64_t resident = int64_t(multiprocessor_count()) * (short_layout ? 2 : 1);
+  if (!forced && 2 * tiles > resident) return {};
   const int64_t min_depth = forced ? kSplitBK : kAutoMinDepth;
-  int64_t splits = std::max<int64_t>(forced ? 2 : 1, sms / tiles);
+  int64_t splits = std::max<int64_t>(forced ? 2 : 1, resident / tiles);
   splits = std::min({splits, kMaxSplits, k / min_depth, kMaxPartialFloats / (m * n)});
   if (splits < 2) return {};
   const int64_t per_slab = (k + splits - 1) / splits;
@@ -504,22 +510,39 @@ SplitK choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
   return {(k + depth - 1) / depth, depth};
 }
 
-// The partial products live in stream-ordered memory from the device's
-// default pool. The pool would otherwise hand memory back to the driver at
-// every synchronisation; a threshold keeps up to kKeep of it for the next call.
-float* partial_buffer(int64_t floats, cudaStream_t stream) {
+// The partial products live in stream-ordered memory (cudaMallocAsync) from
+// the device's current pool. A pool with the default release threshold (0)
+// hands its memory back to the driver at every synchronisation, so each call
+// would map it afresh; once per device, a threshold lets the pool keep up to
+// kKeep. (A pool that another library installed and tuned keeps any larger
+// threshold it had.)
+void keep_pool_memory() {
   constexpr std::uint64_t kKeep = std::uint64_t{256} << 20;
-  static std::once_flag threshold_set;
-  std::call_once(threshold_set, [] {
-    int device = 0;
-    cudaMemPool_t pool;
-    std::uint64_t keep = kKeep;
-    if (cudaGetDevice(&device) == cudaSuccess &&
-        cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
-      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
-    }
-    cudaGetLastError();  // a pool without the attribute is not an error here
-  });
+  static std::mutex mutex;
+  static std::vector<int> done;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (std::find(done.begin(), done.end(), device) != done.end()) return;
+  done.push_back(device);
+  cudaMemPool_t pool;
+  std::uint64_t threshold = 0, keep = kKeep;
+  if (cudaDeviceGetMemPool(&pool, device) != cudaSuccess ||
+      cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold) !=
+          cudaSuccess ||
+      (threshold < keep &&
+       cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess)) {
+    cudaGetLastError();  // no pool attributes here: allocations still work
+  }
+}
+
+// Null when the memory cannot be had (then the product runs unsplit, with
+// other rounding: results are bitwise repeatable while memory suffices).
+float* partial_buffer(int64_t floats, cudaStream_t stream) {
+  keep_pool_memory();
   void* p = nullptr;
   if (cudaMallocAsync(&p, sizeof(float) * std::size_t(floats), stream) != cudaSuccess) {
     cudaGetLastError();  // no memory for the split: the caller runs unsplit

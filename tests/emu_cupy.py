@@ -138,7 +138,8 @@ cuda = types.SimpleNamespace(
     get_elapsed_time=_elapsed_ms,
     runtime=types.SimpleNamespace(
         getDeviceCount=lambda: 1,
-        getDeviceProperties=lambda device: {"name": b"CUDA emulator (CPU)"}),
+        getDeviceProperties=lambda device: {"name": b"CUDA emulator (CPU)"},
+        profilerStart=lambda: None, profilerStop=lambda: None),
     Device=lambda device=0: types.SimpleNamespace(id=0, synchronize=lambda: None),
 )
 random = types.SimpleNamespace(standard_normal=_standard_normal)

@@ -222,12 +222,24 @@ def test_auto_splits_only_grids_that_leave_the_gpu_idle(cp, monkeypatch):
     # An LSTM step (N = 64, 4H = 2048, H = 512): 16 tiles for 132 SMs.
     assert split_count("auto", 64, 2048, 512) == 8
     # AlexNet conv1's weight gradient over a chunk of 25 images: 3 tiles.
-    assert split_count("auto", 64, 363, 25 * 3025) == 44
+    assert split_count("auto", 64, 363, 25 * 3025) == 64
     assert split_count("auto", 1024, 1024, 1024) == 2  # 64 tiles: half the GPU
     assert split_count("auto", 2048, 1024, 1024) == 1  # 128 tiles: one wave
     assert split_count("auto", 64, 2048, 100) == 1  # too shallow to pay for the sum
     assert split_count("warptile", 64, 2048, 512) == 1
     assert split_count("splitk", 4, 4, 20) == 1  # one 16-deep slice: nothing to split
+
+
+@pytest.mark.parametrize("algo", ["splitk", "auto"])
+def test_split_k_without_memory_runs_unsplit(rng, cp, monkeypatch, algo):
+    # The emulator's cudaMallocAsync fails on request, as a full GPU's would:
+    # the product must still be right, and leave no error behind for the next call.
+    monkeypatch.setenv("PYKERNELS_EMU_SMS", "16")
+    monkeypatch.setenv("PYKERNELS_EMU_MALLOC_FAIL", "1")
+    assert split_count(algo, 33, 40, 700) > 1
+    a, b = random_f32(rng, (33, 700)), random_f32(rng, (700, 40))
+    check_gpu_gemm(cp, a, b, algo=algo)
+    check_gpu_gemm(cp, b[:40, :33], a[:, :40], algo="warptile")
 
 
 def test_split_k_is_bitwise_repeatable(rng, cp, monkeypatch):

@@ -241,9 +241,13 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr, int) {
   *value = sms != nullptr && std::atoi(sms) > 0 ? std::atoi(sms) : 2;
   return cudaSuccess;
 }
-// Stream-ordered allocation: plain host memory here, since launches run at once.
+// Stream-ordered allocation: plain host memory here, since launches run at
+// once. PYKERNELS_EMU_MALLOC_FAIL=1 makes it fail as a full GPU would, so the
+// tests reach the callers' fallbacks.
 inline cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t) {
-  *p = std::malloc(bytes == 0 ? 1 : bytes);
+  const char* fail = std::getenv("PYKERNELS_EMU_MALLOC_FAIL");
+  *p = fail != nullptr && std::atoi(fail) != 0 ? nullptr : std::malloc(bytes == 0 ? 1 : bytes);
+  if (*p == nullptr) pk_emu::last_error = cudaErrorMemoryAllocation;
   return *p != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) {
@@ -252,8 +256,12 @@ inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) {
 }
 using cudaMemPool_t = struct CUmemPool_st*;
 enum cudaMemPoolAttr { cudaMemPoolAttrReleaseThreshold = 4 };
-inline cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int) {
+inline cudaError_t cudaDeviceGetMemPool(cudaMemPool_t* pool, int) {
   *pool = nullptr;
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t, cudaMemPoolAttr, void* value) {
+  *static_cast<std::uint64_t*>(value) = 0;
   return cudaSuccess;
 }
 inline cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void*) {

@@ -219,6 +219,9 @@ struct WarpLayout {
   }
 };
 
+using TallLayout = WarpLayout<2>;   // the warptile rung: 128x128, 8 warps
+using ShortLayout = WarpLayout<1>;  // 64x128, 4 warps
+
 // acc += the product of one BK-deep slice, read from the shared tiles. Rows
 // and columns are taken 4 at a time: each group of 4 is contiguous in both
 // layouts, so a float4 shared load fetches it.
@@ -346,6 +349,23 @@ __global__ void __launch_bounds__(256)
       partials + int64_t(blockIdx.z) * m * n, n);
 }
 
+// ---- tuning candidates: not rungs; `pykernels bench gemm-gpu` times them
+// beside the rungs on a GPU, to choose the next step from measurements.
+// Plain row-major A and B only (float4 loads where aligned, as the rungs).
+//
+// The warptile rung needs 129-154 registers a thread, so one 256-thread block
+// fits an SM (8 warps) and every barrier idles it; capped at 128 registers
+// with BK = 8 (ptxas: no spills, where BK = 16 spills), two blocks share it,
+// for twice the barriers per K.
+template <bool VEC>
+__global__ void __launch_bounds__(256, 2)
+    sgemm_warptile_2blocks(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                           int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                           int64_t ldc) {
+  tile_product<TallLayout, 8, VEC, true, false, false>(m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                                       ldc);
+}
+
 // C = alpha * (sum of the partial products, taken in slab order) + beta * C:
 // a fixed order, so repeated runs on one GPU agree bit for bit.
 __global__ void splitk_reduce(const float* partials, int64_t splits, int64_t m, int64_t n,
@@ -434,8 +454,6 @@ unsigned int ceil_div(int64_t a, int64_t b, const char* what) {
 // Auto's tile height: 64 rows where that computes fewer rows than 128 do
 // (M <= 64, or M 64 past a multiple of 128: AlexNet conv1 and an LSTM step
 // of batch 64 have M = 64, conv2 192), else the rung's 128.
-using TallLayout = WarpLayout<2>;
-using ShortLayout = WarpLayout<1>;
 
 bool short_tiles(int64_t m) {
   constexpr int64_t kMaxRowBlocks = 65535;  // gridDim.y
@@ -582,6 +600,29 @@ bool sgemm_split(const SplitK& split, bool ta, bool tb, int64_t m, int64_t n, in
 }
 
 }  // namespace
+
+std::vector<std::string> sgemm_tuning_variants() {
+  return {"warptile-64x128", "warptile-bk8-2blocks"};
+}
+
+void sgemm_tuning(const std::string& variant, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                  int64_t ldc, cudaStream_t stream) {
+  const bool vec = float4_loads_ok(a, lda, b, ldb);
+  LaunchPlan p{};
+  if (variant == "warptile-64x128") {
+    p = warptile_plan<ShortLayout>(vec, false, false, m, n);
+  } else if (variant == "warptile-bk8-2blocks") {
+    p = {vec ? sgemm_warptile_2blocks<true> : sgemm_warptile_2blocks<false>,
+         dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256),
+         "sgemm_warptile_2blocks"};
+  } else {
+    throw std::invalid_argument("sgemm_tuning: unknown variant '" + variant + "'");
+  }
+  if (m == 0 || n == 0) return;
+  PK_LAUNCH(p.grid, p.block, 0, stream, p.kernel)(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  check_launch(p.name);
+}
 
 int64_t sgemm_split_count(GemmAlgo algo, int64_t m, int64_t n, int64_t k) {
   if (m == 0 || n == 0 || (algo != GemmAlgo::Auto && algo != GemmAlgo::SplitK)) return 1;

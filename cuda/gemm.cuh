@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "common.cuh"
 
@@ -29,5 +31,13 @@ void sgemm(GemmAlgo algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int6
 // How many K slabs sgemm cuts this product into on the current device (1:
 // none), before it knows whether the partial products' memory can be had.
 int64_t sgemm_split_count(GemmAlgo algo, int64_t m, int64_t n, int64_t k);
+
+// Tuning candidates (not rungs of the ladder): kernels the GPU benchmark
+// times beside the rungs, for C = alpha * A B + beta * C with plain row-major
+// A and B. Throws std::invalid_argument for another variant name.
+std::vector<std::string> sgemm_tuning_variants();
+void sgemm_tuning(const std::string& variant, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                  int64_t ldc, cudaStream_t stream);
 
 }  // namespace pk::cuda

@@ -249,6 +249,26 @@ def test_split_k_is_bitwise_repeatable(rng, cp, monkeypatch):
     np.testing.assert_array_equal(cp.asnumpy(F.gemm(a, b)), cp.asnumpy(F.gemm(a, b)))
 
 
+@pytest.mark.parametrize("m,n,k", [(1, 4, 4), (17, 36, 97), (129, 132, 40), (200, 4, 300)])
+def test_tuning_candidates(rng, cp, m, n, k):
+    from pykernels import _backend
+
+    gpu = _backend.require_cuda()
+    variants = gpu.sgemm_tuning_variants()
+    assert variants
+    a, b, c = random_f32(rng, (m, k)), random_f32(rng, (k, n)), random_f32(rng, (m, n))
+    expected = 0.5 * (a.astype(np.float64) @ b) - 2.0 * c
+    bound = gemm_error_bound(a, b, False, False, 0.5, c, -2.0)
+    for variant in variants:
+        a_dev, b_dev, c_dev = cp.asarray(a), cp.asarray(b), cp.asarray(c)
+        gpu.sgemm_tuning(variant, m, n, k, 0.5, a_dev.data.ptr, k, b_dev.data.ptr, n, -2.0,
+                         c_dev.data.ptr, n, _backend.current_stream_ptr())
+        assert np.all(np.abs(cp.asnumpy(c_dev) - expected) <= bound), variant
+    with pytest.raises(ValueError, match="unknown variant"):
+        gpu.sgemm_tuning("nope", m, n, k, 1.0, a_dev.data.ptr, k, b_dev.data.ptr, n, 0.0,
+                         c_dev.data.ptr, n, 0)
+
+
 def test_fma_peak_kernel_writes_every_sink_element(cp):
     from pykernels import _backend
 

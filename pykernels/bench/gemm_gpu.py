@@ -1,6 +1,8 @@
 """The GPU SGEMM ladder against cuBLAS (cupy.matmul, FP32, TF32 off), timed
 with CUDA events after warm-up, interleaved, medians; every rung in TFLOP/s
-and as a fraction of the FP32 FMA peak measured on the same GPU; then the
+and as a fraction of the FP32 FMA peak measured on the same GPU, with the
+tuning candidates of cuda/gemm.cu (kernels that are not rungs yet, timed to
+choose the next step from measurements); then the
 skinny products of an LSTM step and of conv weight gradients, where the
 split-K rung should beat plain warptile. A second table puts the CPU and GPU
 ladders side by side at n = 1024."""
@@ -41,14 +43,28 @@ SKINNY = (("LSTM step 64x2048x512", 64, 2048, 512),
 SKINNY_RUNGS = ("warptile", "splitk")
 
 
-def _time_rungs(cupy, m, n, k, rungs, repeats, peak, label):
-    """One row per rung and one for cuBLAS, all timed interleaved on one pair of operands."""
+def _tuning_case(a, b, out, variant):
+    """A tuning candidate of cuda/gemm.cu (not a rung: plain row-major operands only)."""
+    from .._backend import current_stream_ptr, require_cuda
+
+    m, k = a.shape
+    n = b.shape[1]
+    return lambda: require_cuda().sgemm_tuning(variant, m, n, k, 1.0, a.data.ptr, k, b.data.ptr,
+                                               n, 0.0, out.data.ptr, n, current_stream_ptr())
+
+
+def _time_rungs(cupy, m, n, k, rungs, repeats, peak, label, tuning=()):
+    """One row per rung, per tuning candidate and for cuBLAS, all timed
+    interleaved on one pair of operands."""
     from .gpu import event_medians
 
     a = cupy.random.standard_normal((m, k), dtype=cupy.float32)
     b = cupy.random.standard_normal((k, n), dtype=cupy.float32)
-    outs = {name: cupy.empty((m, n), cupy.float32) for name in (*rungs, "cuBLAS")}
+    tuned = [f"tuning: {v}" for v in tuning]
+    outs = {name: cupy.empty((m, n), cupy.float32) for name in (*rungs, *tuned, "cuBLAS")}
     cases = {r: (lambda r=r: F.gemm(a, b, outs[r], algo=r), "cupy") for r in rungs}
+    for variant, name in zip(tuning, tuned):
+        cases[name] = (_tuning_case(a, b, outs[name], variant), "cupy")
     cases["cuBLAS"] = (lambda: cupy.matmul(a, b, out=outs["cuBLAS"]), "cupy")
     med = event_medians(cases, repeats=repeats)
     rows = []
@@ -65,13 +81,15 @@ def _time_rungs(cupy, m, n, k, rungs, repeats, peak, label):
 def run(repeats: int = 5, quick: bool = False, sizes=SIZES, skinny=SKINNY,
         peak_iterations: int = 4096, **_):
     cupy = _cupy_without_tf32()
+    from .._backend import require_cuda
     from .gpu import fma_gflops
 
     peak = fma_gflops(peak_iterations)
+    tuning = tuple(require_cuda().sgemm_tuning_variants())
     rows = []
     for n in (sizes[:2] if quick else sizes):
         rungs = [r for r in RUNGS if n <= SLOW_RUNGS_MAX_N or r not in ("naive", "coalesced")]
-        rows += _time_rungs(cupy, n, n, n, rungs, repeats, peak, n)
+        rows += _time_rungs(cupy, n, n, n, rungs, repeats, peak, n, tuning)
     for label, m, n, k in skinny[:1] if quick else skinny:
         rows += _time_rungs(cupy, m, n, k, SKINNY_RUNGS, repeats, peak, label)
     return rows

@@ -27,13 +27,19 @@ def _step(model, x, y):
 @pytest.mark.parametrize("name,build,shape", [
     ("lenet", lambda: models.LeNet5(10, 1, 8), (1, 8, 8)),
     ("lstm", lambda: models.LSTMClassifier(5, 7, 10), (4, 5)),
+    # The real layer structure (11x11 stride-4 conv, pools, dropout, the 6x6
+    # adaptive pool), a sixteenth of the channels, the smallest input.
+    ("alexnet", lambda: models.AlexNet(10, width=1 / 16), (3, 63, 63)),
+    ("resnet20", lambda: models.ResNet20(10, width=4, blocks_per_stage=1), (3, 8, 8)),
 ])
 def test_gpu_training_step_matches_cpu(rng, cp, name, build, shape):
     cpu_model, gpu_model = _twin_models(build)
     x = rng.standard_normal((3, *shape)).astype(np.float32)
     y = np.array([1, 7, 3])
-    for _ in range(2):  # the second step also checks the momentum buffers moved
+    for step in range(2):  # the second step also checks the momentum buffers moved
+        nn.manual_seed(100 + step)  # the same dropout masks in both: one seed, one generator
         cpu_loss, _ = _step(cpu_model, x, y)
+        nn.manual_seed(100 + step)
         gpu_loss, _ = _step(gpu_model, cp.asarray(x), cp.asarray(y))
         assert float(gpu_loss) == pytest.approx(float(cpu_loss), rel=1e-4, abs=1e-6)
     for (name_c, p_cpu), (_, p_gpu) in zip(cpu_model.named_parameters(),

@@ -66,6 +66,11 @@ def test_lstm_suite_rows(cp):
     assert [r["pass"] for r in rows] == ["fwd", "fwd+bwd"]
 
 
+def test_alexnet_suite_rows(cp):
+    rows = gpu_ops.run_alexnet(batch=2, repeats=1, width=1 / 16, image=63)
+    assert_finite_rows(rows, ("network", "GPU img/s", "CPU img/s", "GPU / CPU"))
+
+
 def test_profiled_cases_run(cp):
     import importlib.util
     from pathlib import Path

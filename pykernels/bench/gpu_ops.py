@@ -176,9 +176,10 @@ def _alexnet_step(model, x, y):
     return step
 
 
-def run_alexnet(batch: int = 128, repeats: int = 3, **_):
+def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: int = 224, **_):
     """Images/s of one AlexNet training step on the GPU and on the CPU (all
-    cores), same weights and batch; the CPU is timed with wall-clock medians."""
+    cores), same weights and batch; the CPU is timed with wall-clock medians.
+    `width` and `image` shrink the network and its input (tests only)."""
     import statistics
 
     import cupy
@@ -186,14 +187,14 @@ def run_alexnet(batch: int = 128, repeats: int = 3, **_):
     from .. import models, nn
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)
+    x = rng.standard_normal((batch, 3, image, image), dtype=np.float32)
     y = rng.integers(0, 1000, batch)
     nn.manual_seed(0)
-    gpu_model = models.AlexNet(1000).to("cuda")
+    gpu_model = models.AlexNet(1000, width=width).to("cuda")
     gpu_step = _alexnet_step(gpu_model, cupy.asarray(x), cupy.asarray(y))
     gpu_s = event_medians({"gpu": (gpu_step, "cupy")}, repeats=repeats)["gpu"]
     nn.manual_seed(0)
-    cpu_step = _alexnet_step(models.AlexNet(1000), x, y)
+    cpu_step = _alexnet_step(models.AlexNet(1000, width=width), x, y)
     cpu_step()  # warm-up
     samples = []
     for _ in range(repeats):
@@ -201,5 +202,6 @@ def run_alexnet(batch: int = 128, repeats: int = 3, **_):
         cpu_step()
         samples.append(time.perf_counter() - start)
     cpu_s = statistics.median(samples)
-    return [{"network": "AlexNet (3x224x224, 1000 classes)", "batch": batch,
+    return [{"network": f"AlexNet (3x{image}x{image}, 1000 classes, width {width:g})",
+             "batch": batch,
              "GPU img/s": batch / gpu_s, "CPU img/s": batch / cpu_s, "GPU / CPU": cpu_s / gpu_s}]

@@ -94,12 +94,17 @@ def test_global_average_pool_resnet_shape(rng, torch):
     np.testing.assert_allclose(dx, np.full(x.shape, 1 / 49), rtol=1e-6)
 
 
-def test_max_pool_nan_and_inf_like_torch(rng, torch):
+def nan_and_inf_input(rng):
     x = random_f32(rng, (2, 3, 9, 10))
     x[0, 0, 1, 1] = np.nan
     x[0, 0, 1, 3] = np.nan      # two NaNs in one window: torch keeps the last
     x[1, 2, 4:7, 4:7] = -np.inf  # a window of nothing but -inf
     x[0, 1, 0, 0] = np.inf
+    return x
+
+
+def test_max_pool_nan_and_inf_like_torch(rng, torch):
+    x = nan_and_inf_input(rng)
     for k, s, p in [(3, 2, 1), (2, 2, 0), (3, 1, 0)]:
         y, idx = F.max_pool2d(x, k, s, p)
         ty, tidx = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p,
@@ -377,11 +382,7 @@ def test_gpu_adaptive_avg_pool_matches_cpu_and_reference(rng, cp, shape, out):
 
 @pytest.mark.gpu
 def test_gpu_max_pool_nan_inf_and_ties_like_cpu(rng, cp):
-    x = random_f32(rng, (2, 3, 9, 10))
-    x[0, 0, 1, 1] = np.nan
-    x[0, 0, 1, 3] = np.nan      # two NaNs in one window: the last one wins
-    x[1, 2, 4:7, 4:7] = -np.inf  # a window of nothing but -inf
-    x[0, 1, 0, 0] = np.inf
+    x = nan_and_inf_input(rng)
     relu = np.maximum(random_f32(rng, (2, 4, 23, 29)), 0)  # many tied zeros
     for inp, k, s, p in [(x, 3, 2, 1), (x, 2, 2, 0), (x, 3, 1, 0), (relu, 3, 2, 0),
                          (relu, 3, 1, 1), (relu, (2, 4), (3, 1), (1, 2))]:

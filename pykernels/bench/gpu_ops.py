@@ -161,21 +161,6 @@ def run_lstm(repeats: int = 5, t: int = 50, n: int = 64, h: int = 512, **_):
     return rows
 
 
-def _alexnet_step(model, x, y):
-    from .. import nn, optim
-
-    loss_fn = nn.CrossEntropyLoss()
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-
-    def step():
-        opt.zero_grad()
-        loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
-        opt.step()
-
-    return step
-
-
 def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: int = 224, **_):
     """Images/s of one AlexNet training step on the GPU and on the CPU (all
     cores), same weights and batch; the CPU is timed with wall-clock medians.
@@ -185,16 +170,17 @@ def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: i
     import cupy
 
     from .. import models, nn
+    from .training import sgd_step
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, image, image), dtype=np.float32)
     y = rng.integers(0, 1000, batch)
     nn.manual_seed(0)
     gpu_model = models.AlexNet(1000, width=width).to("cuda")
-    gpu_step = _alexnet_step(gpu_model, cupy.asarray(x), cupy.asarray(y))
+    gpu_step = sgd_step(gpu_model, cupy.asarray(x), cupy.asarray(y), weight_decay=5e-4)
     gpu_s = event_medians({"gpu": (gpu_step, "cupy")}, repeats=repeats)["gpu"]
     nn.manual_seed(0)
-    cpu_step = _alexnet_step(models.AlexNet(1000, width=width), x, y)
+    cpu_step = sgd_step(models.AlexNet(1000, width=width), x, y, weight_decay=5e-4)
     cpu_step()  # warm-up
     samples = []
     for _ in range(repeats):

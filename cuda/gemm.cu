@@ -267,10 +267,10 @@ __device__ __forceinline__ void store_block(float* c, int64_t ldc, int64_t m, in
 
 // ---- rungs 4-6: one kernel, three configurations --------------------------
 
-// One block's 128x128 tile of C. DOUBLE_BUFFER: the next slice is fetched
-// into registers before this slice is multiplied and committed to the other
-// buffer after, so one barrier per slice suffices and global latency hides
-// behind the arithmetic.
+// One block's Layout::BM x Layout::BN tile of C. DOUBLE_BUFFER: the next
+// slice is fetched into registers before this slice is multiplied and
+// committed to the other buffer after, so one barrier per slice suffices and
+// global latency hides behind the arithmetic.
 template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, bool TA, bool TB>
 __device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, float alpha,
                                              const float* a, int64_t lda, const float* b,
@@ -311,7 +311,8 @@ __device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, fl
         a_loader.fetch(a, lda, row0, m, k0 + BK, k);
         b_loader.fetch(b, ldb, col0, n, k0 + BK, k);
       }
-      multiply_slice<Layout, BK, ALoader::STRIDE, BLoader::STRIDE>(a_tiles[current], b_tiles[current], acc);
+      multiply_slice<Layout, BK, ALoader::STRIDE, BLoader::STRIDE>(a_tiles[current],
+                                                                   b_tiles[current], acc);
       if (more) {
         a_loader.commit(a_tiles[current ^ 1]);
         b_loader.commit(b_tiles[current ^ 1]);
@@ -423,7 +424,9 @@ using PartialFn = void (*)(int64_t, int64_t, int64_t, int64_t, const float*, int
 
 template <class Layout, bool VEC>
 PartialFn partial_kernel(bool ta, bool tb) {
-  if (ta) return tb ? sgemm_partial<Layout, VEC, true, true> : sgemm_partial<Layout, VEC, true, false>;
+  if (ta) {
+    return tb ? sgemm_partial<Layout, VEC, true, true> : sgemm_partial<Layout, VEC, true, false>;
+  }
   return tb ? sgemm_partial<Layout, VEC, false, true> : sgemm_partial<Layout, VEC, false, false>;
 }
 
@@ -454,7 +457,6 @@ unsigned int ceil_div(int64_t a, int64_t b, const char* what) {
 // Auto's tile height: 64 rows where that computes fewer rows than 128 do
 // (M <= 64, or M 64 past a multiple of 128: AlexNet conv1 and an LSTM step
 // of batch 64 have M = 64, conv2 192), else the rung's 128.
-
 bool short_tiles(int64_t m) {
   constexpr int64_t kMaxRowBlocks = 65535;  // gridDim.y
   return (m + 63) / 64 * 64 < (m + 127) / 128 * 128 && (m + 63) / 64 <= kMaxRowBlocks;

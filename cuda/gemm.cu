@@ -18,7 +18,8 @@
 //               step, 64 x 2048: 16 tiles for 132 SMs; a conv weight gradient,
 //               64 x 363 with K in the tens of thousands: 3 tiles); the slabs'
 //               partial products are summed in a fixed order by a second kernel.
-//               `auto` takes it for grids that fill at most half the SMs.
+//               `auto` takes it where a model of waves and of the sum's memory
+//               traffic (choose_split) promises 10% or more.
 // `auto` is warptile (split or not) with 64-row tiles where those compute
 // fewer rows of C than 128-row tiles would (M = 64: conv1, an LSTM step).
 // Partial tiles are zero-filled on load and masked on store, so any M, N, K
@@ -506,24 +507,49 @@ struct SplitK {
   int64_t splits = 1, depth = 0;
 };
 
-// How many K slabs: enough blocks to fill every multiprocessor once (one
-// 128-row block fits per SM, two 64-row ones: their register use, 129-154 and
-// 139-179 per thread, see docs/RESULTS.md), each slab at least kAutoMinDepth
-// deep so that a block's prologue and its m x n store stay small beside its
-// arithmetic, and the partial products within kMaxPartialFloats. Auto splits
-// only grids that fill at most half the GPU; an explicit algo="splitk" always
-// tries, down to one 16-deep slice per slab.
+// Time of a product cut into `splits` slabs, in units of the unsplit
+// product's time on a full GPU: blocks run in waves of `resident` (one
+// 128-row block fits per SM, two 64-row ones: their register use, see
+// docs/RESULTS.md), each block doing 1/splits of the work; plus the sum, which
+// reads splits + 1 floats per element of C where the product spent 2K flops
+// on it (kSumCost ~ 2 x FP32 rate / memory bandwidth in floats: about
+// 2 x 40 TFLOP/s / (4.3 TB/s / 4 B) on an H200, rounded down).
+double modeled_time(int64_t tiles, int64_t resident, int64_t splits, int64_t k) {
+  constexpr double kSumCost = 16.0;
+  const int64_t waves = (tiles * splits + resident - 1) / resident;
+  const double sum = splits > 1 ? kSumCost * double(splits + 1) / double(k) : 0.0;
+  return double(waves) / double(splits) + sum;
+}
+
+// How many K slabs. Auto takes the count that minimises modeled_time, and
+// splits only where that promises at least kMinGain over the unsplit wave
+// count (so a grid that fills the GPU several times over stays whole); slabs
+// are at least kAutoMinDepth deep and the partial products within
+// kMaxPartialFloats. An explicit algo="splitk" always splits, into enough
+// slabs to fill the GPU once, down to one 16-deep slice per slab.
 SplitK choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
   constexpr int64_t kAutoMinDepth = 64, kMaxSplits = 64;
   constexpr int64_t kMaxPartialFloats = int64_t{16} << 20;  // 64 MiB
+  constexpr double kMinGain = 0.9;
   const bool short_layout = short_tiles(m);
   const int64_t tile_rows = short_layout ? ShortLayout::BM : TallLayout::BM;
   const int64_t tiles = ((m + tile_rows - 1) / tile_rows) * ((n + 127) / 128);
   const int64_t resident = int64_t(multiprocessor_count()) * (short_layout ? 2 : 1);
-  if (!forced && 2 * tiles > resident) return {};
-  const int64_t min_depth = forced ? kSplitBK : kAutoMinDepth;
-  int64_t splits = std::max<int64_t>(forced ? 2 : 1, resident / tiles);
-  splits = std::min({splits, kMaxSplits, k / min_depth, kMaxPartialFloats / (m * n)});
+  const int64_t most = std::min({kMaxSplits, k / (forced ? kSplitBK : kAutoMinDepth),
+                                 kMaxPartialFloats / (m * n)});
+  int64_t splits = 1;
+  if (forced) {
+    splits = std::min(most, std::max<int64_t>(2, resident / tiles));
+  } else {
+    double best = kMinGain * modeled_time(tiles, resident, 1, k);
+    for (int64_t s = 2; s <= most; ++s) {
+      const double t = modeled_time(tiles, resident, s, k);
+      if (t < best) {
+        best = t;
+        splits = s;
+      }
+    }
+  }
   if (splits < 2) return {};
   const int64_t per_slab = (k + splits - 1) / splits;
   const int64_t depth = (per_slab + kSplitBK - 1) / kSplitBK * kSplitBK;

@@ -39,15 +39,13 @@ def _gemm(*args, **kwargs):
     return gemm(*args, **kwargs)
 
 
-def _reused_b(w, trans: bool):
-    """(operand, trans_b) for op(w) as the B of one GEMM per time step: on the
-    CPU packed once for all steps (functional.gemm_pack; the per-step repacking
-    was about half of a 32 x 2048 x 512 step), on the GPU the array itself."""
-    if is_cupy_array(w):
-        return w, trans
+def _packed_b(w, trans: bool):
+    """op(w) packed once as the B of the CPU's GEMM at every time step
+    (functional.gemm_pack; repacking it per step was about half of a
+    32 x 2048 x 512 step). The GPU's time loops run in C++ instead."""
     from ..functional import gemm_pack
 
-    return gemm_pack(w, side="b", trans=trans), False
+    return gemm_pack(w, side="b", trans=trans)
 
 
 # ---- argument checks --------------------------------------------------------
@@ -129,9 +127,9 @@ def _recurrence_forward(gates, w_hh, bias, h0, c0, y, cells):
             c0.data.ptr, y.data.ptr, cells.data.ptr, current_stream_ptr())
         return
     h, c = h0, c0
-    w_rec, trans = _reused_b(w_hh, True) if steps else (w_hh, True)
+    w_rec = _packed_b(w_hh, trans=True) if steps else None
     for t in range(steps):
-        _gemm(h, w_rec, gates[t], beta=1.0, trans_b=trans)
+        _gemm(h, w_rec, gates[t], beta=1.0)
         _pointwise_forward(gates[t], bias, c, cells[t], y[t])
         h, c = y[t], cells[t]
 
@@ -146,11 +144,11 @@ def _recurrence_backward(dy, dh, dc, cache, dgates):
             cache.cells.data.ptr, cache.c0.data.ptr, cache.w_hh.data.ptr, dgates.data.ptr,
             current_stream_ptr())
         return
-    w_rec, trans = _reused_b(cache.w_hh, False) if steps else (cache.w_hh, False)
+    w_rec = _packed_b(cache.w_hh, trans=False) if steps else None
     for t in range(steps - 1, -1, -1):
         c_prev = cache.cells[t - 1] if t else cache.c0
         _pointwise_backward(dy[t], dh, dc, cache.gates[t], c_prev, dgates[t])
-        _gemm(dgates[t], w_rec, dh, trans_b=trans)  # dh for step t-1 (overwrites: beta = 0)
+        _gemm(dgates[t], w_rec, dh)  # dh for step t-1 (overwrites: beta = 0)
 
 
 # ---- the cell -----------------------------------------------------------------

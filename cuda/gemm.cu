@@ -1,6 +1,6 @@
 // The SGEMM ladder on the GPU: C = alpha * op(A) op(B) + beta * C, row-major,
-// FP32 arithmetic throughout (no tensor cores). Each rung keeps the previous
-// one's idea and adds one more:
+// FP32 arithmetic on the CUDA cores. Each rung keeps the previous one's idea
+// and adds one more:
 //   naive       one thread per C element; consecutive threads walk down a
 //               column of C, so neither the B reads nor the C writes coalesce;
 //   coalesced   the same, but consecutive threads walk along a row of C;
@@ -22,9 +22,17 @@
 //               traffic (choose_split) promises 10% or more.
 // `auto` is warptile (split or not) with 64-row tiles where those compute
 // fewer rows of C than 128-row tiles would (M = 64: conv1, an LSTM step).
+// Beside the ladder, `tf32` runs warptile's tiles on the tensor cores with
+// inputs rounded to TF32: faster, less exact, so only when asked for.
 // Partial tiles are zero-filled on load and masked on store, so any M, N, K
 // works, and all four transpose cases run through one loader (see TileLoader).
 #include "gemm.cuh"
+
+#ifdef PYKERNELS_CUDA_EMU
+#include "emu/wmma_emu.h"
+#else
+#include <mma.h>
+#endif
 
 #include <algorithm>
 #include <mutex>
@@ -34,6 +42,8 @@
 
 namespace pk::cuda {
 namespace {
+
+namespace wmma = nvcuda::wmma;
 
 // op(A)(i, p) and op(B)(p, j) read straight from global memory (first rungs).
 template <bool TRANS>
@@ -266,27 +276,48 @@ __device__ __forceinline__ void store_block(float* c, int64_t ldc, int64_t m, in
   }
 }
 
+// The arithmetic of a block tile, apart from how the tiles reach shared
+// memory: FP32 FMAs on the CUDA cores, each thread holding Layout's 8x8
+// piece of C in registers (rungs 4-7).
+template <class Layout>
+struct CudaCoreMath {
+  float acc[Layout::TM][Layout::TN] = {};
+
+  template <int BK, int A_STRIDE, int B_STRIDE>
+  __device__ __forceinline__ void multiply(const float* a_tile, const float* b_tile) {
+    multiply_slice<Layout, BK, A_STRIDE, B_STRIDE>(a_tile, b_tile, acc);
+  }
+  __device__ __forceinline__ void store(float* c, int64_t ldc, int64_t m, int64_t n,
+                                        int64_t row0, int64_t col0, float alpha, float beta) {
+    store_block<Layout>(c, ldc, m, n, row0, col0, acc, alpha, beta);
+  }
+};
+
 // ---- rungs 4-6: one kernel, three configurations --------------------------
 
 // One block's Layout::BM x Layout::BN tile of C. DOUBLE_BUFFER: the next
 // slice is fetched into registers before this slice is multiplied and
 // committed to the other buffer after, so one barrier per slice suffices and
-// global latency hides behind the arithmetic.
-template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, bool TA, bool TB>
+// global latency hides behind the arithmetic. Math does the multiplying
+// (CUDA cores, or tensor cores for the TF32 rung).
+template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, bool TA, bool TB,
+          class Math = CudaCoreMath<Layout>>
 __device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, float alpha,
                                              const float* a, int64_t lda, const float* b,
                                              int64_t ldb, float beta, float* c, int64_t ldc) {
   using ALoader = TileLoader<!TA, Layout::BM, BK, Layout::THREADS, VEC>;
   using BLoader = TileLoader<TB, Layout::BN, BK, Layout::THREADS, VEC>;
   constexpr int kBuffers = DOUBLE_BUFFER ? 2 : 1;
-  __shared__ __align__(16) float a_tiles[kBuffers][BK * ALoader::STRIDE];
-  __shared__ __align__(16) float b_tiles[kBuffers][BK * BLoader::STRIDE];
+  // 32-byte alignment: tensor-core fragment loads need it.
+  __shared__ __align__(32) float a_tiles[kBuffers][BK * ALoader::STRIDE];
+  __shared__ __align__(32) float b_tiles[kBuffers][BK * BLoader::STRIDE];
 
   const int64_t row0 = int64_t(blockIdx.y) * Layout::BM;
   const int64_t col0 = int64_t(blockIdx.x) * Layout::BN;
-  float acc[Layout::TM][Layout::TN] = {};
+  Math math;
   ALoader a_loader;
   BLoader b_loader;
+  constexpr int AS = ALoader::STRIDE, BS = BLoader::STRIDE;
 
   if constexpr (!DOUBLE_BUFFER) {
     for (int64_t k0 = 0; k0 < k; k0 += BK) {
@@ -295,11 +326,11 @@ __device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, fl
       a_loader.commit(a_tiles[0]);
       b_loader.commit(b_tiles[0]);
       __syncthreads();
-      multiply_slice<Layout, BK, ALoader::STRIDE, BLoader::STRIDE>(a_tiles[0], b_tiles[0], acc);
+      math.template multiply<BK, AS, BS>(a_tiles[0], b_tiles[0]);
       __syncthreads();
     }
   } else {
-    if (k <= 0) return store_block<Layout>(c, ldc, m, n, row0, col0, acc, alpha, beta);
+    if (k <= 0) return math.store(c, ldc, m, n, row0, col0, alpha, beta);
     a_loader.fetch(a, lda, row0, m, 0, k);
     b_loader.fetch(b, ldb, col0, n, 0, k);
     a_loader.commit(a_tiles[0]);
@@ -312,8 +343,7 @@ __device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, fl
         a_loader.fetch(a, lda, row0, m, k0 + BK, k);
         b_loader.fetch(b, ldb, col0, n, k0 + BK, k);
       }
-      multiply_slice<Layout, BK, ALoader::STRIDE, BLoader::STRIDE>(a_tiles[current],
-                                                                   b_tiles[current], acc);
+      math.template multiply<BK, AS, BS>(a_tiles[current], b_tiles[current]);
       if (more) {
         a_loader.commit(a_tiles[current ^ 1]);
         b_loader.commit(b_tiles[current ^ 1]);
@@ -322,16 +352,114 @@ __device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, fl
       current ^= 1;
     }
   }
-  store_block<Layout>(c, ldc, m, n, row0, col0, acc, alpha, beta);
+  math.store(c, ldc, m, n, row0, col0, alpha, beta);
 }
 
-template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, bool TA, bool TB>
+template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, bool TA, bool TB,
+          class Math = CudaCoreMath<Layout>>
 __global__ void __launch_bounds__(256)
     sgemm_tiled(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  tile_product<Layout, BK, VEC, DOUBLE_BUFFER, TA, TB>(m, n, k, alpha, a, lda, b, ldb, beta, c,
-                                                       ldc);
+  tile_product<Layout, BK, VEC, DOUBLE_BUFFER, TA, TB, Math>(m, n, k, alpha, a, lda, b, ldb,
+                                                             beta, c, ldc);
 }
+
+// ---- the TF32 rung: tensor cores, chosen explicitly, never by `auto` -------
+
+// The warptile rung's tiles, loaders and double buffering, with each warp's
+// 64x32 piece of C held as 4 x 2 tensor-core accumulators of 16x16 and each
+// 8-deep step of a slice done by mma instructions. Inputs are rounded to
+// TF32 (10 mantissa bits, the format behind PyTorch's allow_tf32); products
+// are summed in FP32. The tiles are stored k-major, which is op(A)
+// column-major and op(B) row-major with the tile stride as leading dimension.
+#if defined(PYKERNELS_CUDA_EMU) || !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+struct TensorCoreMath {
+  using Layout = TallLayout;
+  static constexpr int kFrag = 16, kFragK = 8;
+  static constexpr int kRows = Layout::WM / kFrag, kCols = Layout::WN / kFrag;
+  using Acc = wmma::fragment<wmma::accumulator, kFrag, kFrag, kFragK, float>;
+  using AFrag = wmma::fragment<wmma::matrix_a, kFrag, kFrag, kFragK, wmma::precision::tf32,
+                               wmma::col_major>;
+  using BFrag = wmma::fragment<wmma::matrix_b, kFrag, kFrag, kFragK, wmma::precision::tf32,
+                               wmma::row_major>;
+  Acc acc[kRows][kCols];
+
+  __device__ static int warp_row0() { return (threadIdx.x / 32) / 4 * Layout::WM; }
+  __device__ static int warp_col0() { return (threadIdx.x / 32) % 4 * Layout::WN; }
+
+  template <class Frag>
+  __device__ static void round_to_tf32(Frag& frag) {
+#pragma unroll
+    for (int e = 0; e < frag.num_elements; ++e) frag.x[e] = wmma::__float_to_tf32(frag.x[e]);
+  }
+
+  __device__ TensorCoreMath() {
+#pragma unroll
+    for (auto& row : acc)
+#pragma unroll
+      for (auto& frag : row) wmma::fill_fragment(frag, 0.0f);
+  }
+
+  template <int BK, int A_STRIDE, int B_STRIDE>
+  __device__ __forceinline__ void multiply(const float* a_tile, const float* b_tile) {
+    static_assert(BK % kFragK == 0, "slice depth must be a multiple of the mma depth");
+#pragma unroll
+    for (int p = 0; p < BK; p += kFragK) {
+      AFrag a_frag[kRows];
+      BFrag b_frag[kCols];
+#pragma unroll
+      for (int i = 0; i < kRows; ++i) {
+        wmma::load_matrix_sync(a_frag[i], a_tile + p * A_STRIDE + warp_row0() + i * kFrag,
+                               A_STRIDE);
+        round_to_tf32(a_frag[i]);
+      }
+#pragma unroll
+      for (int j = 0; j < kCols; ++j) {
+        wmma::load_matrix_sync(b_frag[j], b_tile + p * B_STRIDE + warp_col0() + j * kFrag,
+                               B_STRIDE);
+        round_to_tf32(b_frag[j]);
+      }
+#pragma unroll
+      for (int i = 0; i < kRows; ++i)
+#pragma unroll
+        for (int j = 0; j < kCols; ++j) wmma::mma_sync(acc[i][j], a_frag[i], b_frag[j], acc[i][j]);
+    }
+  }
+
+  // Which element of an accumulator a lane holds is unspecified, so each
+  // 16x16 accumulator goes through a per-warp shared staging tile, from
+  // which the lanes apply alpha, beta and the bounds of C.
+  __device__ void store(float* c, int64_t ldc, int64_t m, int64_t n, int64_t row0, int64_t col0,
+                        float alpha, float beta) {
+    __shared__ __align__(32) float staging[Layout::THREADS / 32][kFrag * kFrag];
+    float* mine = staging[threadIdx.x / 32];
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+#pragma unroll
+      for (int j = 0; j < kCols; ++j) {
+        wmma::store_matrix_sync(mine, acc[i][j], kFrag, wmma::mem_row_major);
+        __syncwarp();
+        for (int e = lane; e < kFrag * kFrag; e += 32) {
+          const int64_t gi = row0 + warp_row0() + i * kFrag + e / kFrag;
+          const int64_t gj = col0 + warp_col0() + j * kFrag + e % kFrag;
+          if (gi < m && gj < n) store_c(c, ldc, gi, gj, mine[e], alpha, beta);
+        }
+        __syncwarp();  // the next store_matrix_sync overwrites `mine`
+      }
+    }
+  }
+};
+#else
+// Compiled for a GPU older than sm_80 (CUDAARCHS set so): no TF32 mma there.
+// The host refuses the rung on such a device before launching.
+struct TensorCoreMath {
+  using Layout = TallLayout;
+  template <int BK, int A_STRIDE, int B_STRIDE>
+  __device__ void multiply(const float*, const float*) { __trap(); }
+  __device__ void store(float*, int64_t, int64_t, int64_t, int64_t, int64_t, float, float) {}
+};
+#endif
 
 // ---- rung 7: split-K, for products whose tiles do not fill the GPU ---------
 
@@ -404,20 +532,20 @@ template <bool TA, bool TB> struct SmemRung {
 // transposes and (VEC) float4 loads chosen at run time. Operands that are not
 // 16-byte aligned (an offset view, a leading dimension not a multiple of 4)
 // take the scalar loads.
-template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER>
+template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, class Math = CudaCoreMath<Layout>>
 KernelFn tiled_kernel(bool ta, bool tb) {
   if (ta) {
-    return tb ? sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, true, true>
-              : sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, true, false>;
+    return tb ? sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, true, true, Math>
+              : sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, true, false, Math>;
   }
-  return tb ? sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, false, true>
-            : sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, false, false>;
+  return tb ? sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, false, true, Math>
+            : sgemm_tiled<Layout, BK, VEC, DOUBLE_BUFFER, false, false, Math>;
 }
 
-template <class Layout, int BK, bool DOUBLE_BUFFER>
+template <class Layout, int BK, bool DOUBLE_BUFFER, class Math = CudaCoreMath<Layout>>
 KernelFn tiled_kernel(bool vec, bool ta, bool tb) {
-  return vec ? tiled_kernel<Layout, BK, true, DOUBLE_BUFFER>(ta, tb)
-             : tiled_kernel<Layout, BK, false, DOUBLE_BUFFER>(ta, tb);
+  return vec ? tiled_kernel<Layout, BK, true, DOUBLE_BUFFER, Math>(ta, tb)
+             : tiled_kernel<Layout, BK, false, DOUBLE_BUFFER, Math>(ta, tb);
 }
 
 using PartialFn = void (*)(int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
@@ -470,6 +598,20 @@ LaunchPlan warptile_plan(bool vec, bool ta, bool tb, int64_t m, int64_t n) {
           dim3(Layout::THREADS), "sgemm_warptile"};
 }
 
+void require_tf32_tensor_cores() {
+  int device = 0, major = 0, minor = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+        "cudaDeviceGetAttribute");
+  check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
+        "cudaDeviceGetAttribute");
+  if (major < 8) {
+    throw std::invalid_argument("sgemm: algo 'tf32' needs TF32 tensor cores (compute capability "
+                                "8.0 or newer); this GPU has " + std::to_string(major) + "." +
+                                std::to_string(minor));
+  }
+}
+
 LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const float* a,
                 int64_t lda, const float* b, int64_t ldb) {
   const bool vec = float4_loads_ok(a, lda, b, ldb);
@@ -493,6 +635,10 @@ LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const flo
               "sgemm_vectorized"};
     case GemmAlgo::WarpTile:
       return warptile_plan<TallLayout>(vec, ta, tb, m, n);
+    case GemmAlgo::Tf32:
+      require_tf32_tensor_cores();
+      return {tiled_kernel<TallLayout, 16, true, TensorCoreMath>(vec, ta, tb),
+              dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256), "sgemm_tf32"};
     case GemmAlgo::Auto:
     case GemmAlgo::SplitK:  // when K is not split
       return short_tiles(m) ? warptile_plan<ShortLayout>(vec, ta, tb, m, n)

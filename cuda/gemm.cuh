@@ -18,6 +18,7 @@ enum class GemmAlgo : int {
   Vectorized = 5,  // RegBlock + float4 global loads + double-buffered tiles
   WarpTile = 6,    // Vectorized + a warp-level 64x32 tile layout, BK = 16
   SplitK = 7,      // WarpTile with K split across blocks, then a fixed-order sum
+  Tf32 = 8,        // WarpTile's tiles on tensor cores: TF32 inputs, FP32 sums; never auto
 };
 
 // Row-major C = alpha * op(A) op(B) + beta * C, the CPU sgemm's semantics

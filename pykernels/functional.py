@@ -62,8 +62,10 @@ def relu_backward(dy, y, *, out=None):
 
 CPU_GEMM_ALGOS = ("auto", "naive", "blocked", "packed")
 # The GPU ladder in cuda/gemm.cu, in order; the codes are GemmAlgo's values.
+# "tf32" (tensor cores, inputs rounded to TF32) is an extra beside the FP32
+# ladder: never picked by "auto".
 GPU_GEMM_ALGOS = ("auto", "naive", "coalesced", "smem", "regblock", "vectorized", "warptile",
-                  "splitk")
+                  "splitk", "tf32")
 
 
 def _is_row_major(m) -> bool:

@@ -43,10 +43,19 @@ def _digest(paths, extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
+def _sanitizer_flags() -> list[str]:
+    """PYKERNELS_EMU_SANITIZE=thread builds the module with ThreadSanitizer,
+    which then reports shared- and global-memory races between the threads of
+    a block (a missing __syncthreads) much as compute-sanitizer's racecheck
+    would on a GPU. The process must preload libtsan: see tools/racecheck."""
+    kind = os.environ.get("PYKERNELS_EMU_SANITIZE", "")
+    return [f"-fsanitize={kind}", "-g", "-fno-omit-frame-pointer"] if kind else []
+
+
 def _compile_flags() -> list[str]:
     import pybind11
 
-    return ["-std=c++20", "-O2", "-fPIC", "-pthread", "-fvisibility=hidden",
+    return [*_sanitizer_flags(), "-std=c++20", "-O2", "-fPIC", "-pthread", "-fvisibility=hidden",
             "-Wno-unknown-pragmas", "-DPYKERNELS_CUDA_EMU",
             f"-DPYKERNELS_CUDA_MODULE_NAME={MODULE_NAME}",
             f"-I{CUDA_DIR}", f"-I{REPO / 'csrc' / 'include'}",
@@ -83,7 +92,8 @@ def build() -> Path:
         list(pool.map(_compile, sources(), objects))
     target.parent.mkdir(exist_ok=True)
     tmp_target = target.with_suffix(f".{os.getpid()}.tmp")
-    link = [os.environ.get("CXX", "g++"), "-shared", "-pthread", *map(str, objects), "-o",
+    link = [os.environ.get("CXX", "g++"), *_sanitizer_flags(), "-shared", "-pthread",
+            *map(str, objects), "-o",
             str(tmp_target)]
     done = subprocess.run(link, capture_output=True, text=True)
     if done.returncode != 0:

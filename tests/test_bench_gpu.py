@@ -41,6 +41,14 @@ def test_gemm_suite_rows(cp):
     assert max(r["max rel err vs cuBLAS"] for r in rows) < 1e-4
 
 
+def test_tf32_suite_rows(cp):
+    rows = gemm_gpu.run_tf32(repeats=1, sizes=(70,))
+    assert_finite_rows(rows, ("n", "variant", "TFLOP/s", "vs cuBLAS TF32",
+                              "max rel err vs FP32 cuBLAS"))
+    errors = {r["variant"]: r["max rel err vs FP32 cuBLAS"] for r in rows}
+    assert errors["warptile"] < 1e-5 < errors["tf32"] < 1e-2  # TF32 keeps 10 mantissa bits
+
+
 def test_relu_suite_rows(cp):
     rows = relu_gpu.run(mib=1, repeats=1)
     assert_finite_rows(rows, ("pykernels GB/s", "vs copy"))

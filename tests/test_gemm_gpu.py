@@ -280,3 +280,76 @@ def test_fma_peak_kernel_writes_every_sink_element(cp):
     _backend.require_cuda().fma_peak(sink.data.ptr, 2, 10, _backend.current_stream_ptr())
     assert np.isfinite(cp.asnumpy(sink)).all()
     assert pykernels.cuda.is_available()
+
+
+# ---- the TF32 tensor-core rung (explicit only) ------------------------------
+
+def check_tf32_gemm(cp, a, b, c=None, **kw):
+    """algo="tf32" against the float64 product of the TF32-rounded inputs:
+    after the rounding, only FP32 summation error is left."""
+    a32, b32 = R.round_to_tf32(a), R.round_to_tf32(b)
+    expected = R.gemm(a32.astype(np.float64), b32.astype(np.float64),
+                      None if c is None else c.astype(np.float64), **kw)
+    out = F.gemm(cp.asarray(a), cp.asarray(b), None if c is None else cp.asarray(c),
+                 algo="tf32", **kw)
+    got = cp.asnumpy(out)
+    bound = gemm_error_bound(a32, b32, kw.get("trans_a", False), kw.get("trans_b", False),
+                             kw.get("alpha", 1.0), c, kw.get("beta", 0.0))
+    assert np.all(np.abs(got - expected) <= bound), np.max(np.abs(got - expected) - bound)
+
+
+@pytest.mark.parametrize("m,n,k", ODD_SHAPES)
+def test_tf32_odd_shapes(rng, cp, m, n, k):
+    check_tf32_gemm(cp, random_f32(rng, (m, k)), random_f32(rng, (k, n)))
+
+
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+def test_tf32_transposes_alpha_beta(rng, cp, trans_a, trans_b):
+    m, n, k = 37, 133, 21
+    a, b = stored(rng, m, k, trans_a), stored(rng, k, n, trans_b)
+    check_tf32_gemm(cp, a, b, random_f32(rng, (m, n)), alpha=-1.5, beta=0.75,
+                    trans_a=trans_a, trans_b=trans_b)
+
+
+def test_tf32_rounds_inputs_to_nearest_ties_away(cp):
+    # 1 + 2^-12 is below half a TF32 ulp (2^-10) and rounds to 1; 1 + 2^-11
+    # is a tie and rounds away, to 1 + 2^-10. FP32 arithmetic would keep both.
+    a = np.array([[1 + 2.0**-12, 1 + 2.0**-11]], np.float32)
+    b = np.array([[1.0], [0.0]], np.float32)
+    got = cp.asnumpy(F.gemm(cp.asarray(a), cp.asarray(b), algo="tf32"))
+    assert got[0, 0] == 1.0
+    got = cp.asnumpy(F.gemm(cp.asarray(a), cp.asarray(b[::-1].copy()), algo="tf32"))
+    assert got[0, 0] == np.float32(1 + 2.0**-10)
+
+
+def test_tf32_writes_every_element_and_ignores_nan_c(rng, cp):
+    a, b = random_f32(rng, (131, 9)), random_f32(rng, (9, 133))
+    c = cp.asarray(np.full((131, 133), np.nan, np.float32))
+    F.gemm(cp.asarray(a), cp.asarray(b), c, beta=0.0, algo="tf32")
+    assert np.isfinite(cp.asnumpy(c)).all()
+
+
+def test_tf32_unaligned_views_and_repeat_bitwise(rng, cp):
+    a_full, b_full = random_f32(rng, (41, 30)), random_f32(rng, (29, 67))
+    a_view, b_view = cp.asarray(a_full)[1:, 1:], cp.asarray(b_full)[:, 1:]
+    first = cp.asnumpy(F.gemm(a_view, b_view, algo="tf32"))
+    np.testing.assert_array_equal(first, cp.asnumpy(F.gemm(a_view, b_view, algo="tf32")))
+    expected = R.gemm(a_full[1:, 1:].astype(np.float64), b_full[:, 1:].astype(np.float64),
+                      algo="tf32")
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_tf32_is_never_chosen_by_auto(rng, cp):
+    # 1 + 2^-12 survives FP32 but not TF32: auto must give the FP32 answer.
+    a = cp.asarray(np.full((130, 1), 1 + 2.0**-12, np.float32))
+    b = cp.asarray(np.ones((1, 129), np.float32))
+    assert (cp.asnumpy(F.gemm(a, b)) == np.float32(1 + 2.0**-12)).all()
+
+
+def test_tf32_refused_before_compute_capability_8(cp, monkeypatch):
+    if cp.__name__ == "cupy":
+        pytest.skip("sets the emulator's compute capability; a real GPU has its own")
+    monkeypatch.setenv("PYKERNELS_EMU_CC_MAJOR", "7")
+    x = cp.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match="compute capability 8.0"):
+        F.gemm(x, x, algo="tf32")

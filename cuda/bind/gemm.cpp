@@ -20,7 +20,7 @@ void check_leading_dimension(const char* name, int64_t ld, int64_t stored_cols) 
 }
 
 void check_algo(int algo) {
-  if (algo < int(GemmAlgo::Auto) || algo > int(GemmAlgo::SplitK)) {
+  if (algo < int(GemmAlgo::Auto) || algo > int(GemmAlgo::Tf32)) {
     throw std::invalid_argument("sgemm: unknown algo " + std::to_string(algo));
   }
 }

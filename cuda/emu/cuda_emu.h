@@ -232,11 +232,22 @@ struct cudaDeviceProp {
   std::size_t totalGlobalMem;
 };
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp*, int) { return cudaErrorNoDevice; }
-enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+enum cudaDeviceAttr {
+  cudaDevAttrMultiProcessorCount = 16,
+  cudaDevAttrComputeCapabilityMajor = 75,
+  cudaDevAttrComputeCapabilityMinor = 76,
+};
 // Two "multiprocessors", so launches sized by SM count stay small here;
 // PYKERNELS_EMU_SMS overrides it, so tests can reach the choices that a
 // larger GPU makes (how many K slices a split-K product gets, say).
-inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr, int) {
+// The compute capability is an H100's (9.0), or PYKERNELS_EMU_CC_MAJOR's.
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
+  if (attr == cudaDevAttrComputeCapabilityMajor || attr == cudaDevAttrComputeCapabilityMinor) {
+    const char* major = std::getenv("PYKERNELS_EMU_CC_MAJOR");
+    const int major_value = major != nullptr ? std::atoi(major) : 9;
+    *value = attr == cudaDevAttrComputeCapabilityMinor ? 0 : major_value;
+    return cudaSuccess;
+  }
   const char* sms = std::getenv("PYKERNELS_EMU_SMS");
   *value = sms != nullptr && std::atoi(sms) > 0 ? std::atoi(sms) : 2;
   return cudaSuccess;

@@ -89,6 +89,12 @@ def _gemm_gpu(**kw):
     return gemm_gpu.run(repeats=kw["repeats"], quick=kw.get("quick", False))
 
 
+def _gemm_tf32_gpu(**kw):
+    from . import gemm_gpu
+
+    return gemm_gpu.run_tf32(repeats=kw["repeats"], quick=kw.get("quick", False))
+
+
 def _gemm_ladder_all(**kw):
     from . import gemm_gpu
 
@@ -134,6 +140,8 @@ SUITES = {
                       _relu_gpu, default=_gpu_usable()),
     "gemm-gpu": Suite("GPU SGEMM ladder vs cuBLAS (TF32 off) at n=1024-8192, TFLOP/s and "
                       "fraction of the measured FP32 peak", _gemm_gpu, default=_gpu_usable()),
+    "gemm-tf32-gpu": Suite("The tensor-core TF32 rung vs cuBLAS TF32 (PyTorch) and FP32 at "
+                           "n=2048-8192, with its error", _gemm_tf32_gpu, default=_gpu_usable()),
     "gemm-ladder-all": Suite("The CPU and GPU SGEMM ladders side by side at n=1024",
                              _gemm_ladder_all, default=_gpu_usable()),
     "conv-gpu": Suite("AlexNet conv1-5 at batch 128 on the GPU, fwd and fwd+bwd, vs cuDNN",

@@ -95,6 +95,59 @@ def run(repeats: int = 5, quick: bool = False, sizes=SIZES, skinny=SKINNY,
     return rows
 
 
+TF32_SIZES = (2048, 4096, 8192)
+
+
+def _torch_tf32_matmul(torch, a, b):
+    """cuBLAS with TF32 allowed, through PyTorch: the tf32 rung's peer. The
+    switch is set for this call only, since the other GPU suites keep TF32
+    off."""
+    ta, tb = torch.as_tensor(a, device="cuda"), torch.as_tensor(b, device="cuda")
+    out = torch.empty((a.shape[0], b.shape[1]), device="cuda", dtype=torch.float32)
+
+    def call():
+        previous = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            torch.matmul(ta, tb, out=out)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = previous
+    return call, out
+
+
+def run_tf32(repeats: int = 5, quick: bool = False, sizes=TF32_SIZES, **_):
+    """The tensor-core rung (algo="tf32", inputs rounded to TF32, FP32 sums)
+    against cuBLAS with TF32 (PyTorch, where it has CUDA), with warptile and
+    cuBLAS in FP32 beside them; errors are against FP32 cuBLAS."""
+    cupy = _cupy_without_tf32()
+    from .gpu import event_medians, torch_cuda
+
+    torch = torch_cuda()
+    rows = []
+    for n in (sizes[:1] if quick else sizes):
+        a = cupy.random.standard_normal((n, n), dtype=cupy.float32)
+        b = cupy.random.standard_normal((n, n), dtype=cupy.float32)
+        outs = {v: cupy.empty((n, n), cupy.float32) for v in ("tf32", "warptile", "cuBLAS FP32")}
+        cases = {v: (lambda v=v: F.gemm(a, b, outs[v], algo=v), "cupy")
+                 for v in ("tf32", "warptile")}
+        cases["cuBLAS FP32"] = (lambda: cupy.matmul(a, b, out=outs["cuBLAS FP32"]), "cupy")
+        if torch is not None:
+            call, torch_out = _torch_tf32_matmul(torch, a, b)
+            cases["cuBLAS TF32 (torch)"] = (call, "torch")
+        med = event_medians(cases, repeats=repeats)
+        if torch is not None:
+            outs["cuBLAS TF32 (torch)"] = cupy.asarray(torch_out)
+        peer = med.get("cuBLAS TF32 (torch)")
+        for name, seconds in med.items():
+            rows.append({
+                "n": n, "variant": name, "TFLOP/s": 2.0 * n**3 / seconds / 1e12,
+                "vs cuBLAS TF32": None if peer is None else peer / seconds,
+                "max rel err vs FP32 cuBLAS": _max_relative_error(outs[name],
+                                                                  outs["cuBLAS FP32"]),
+            })
+    return rows
+
+
 def run_side_by_side(threads=(1,), repeats: int = 3, **_):
     """The CPU ladder (bench/gemm.py) and the GPU ladder at n = 1024 in one
     table, each as a fraction of its own device's measured peak."""

@@ -45,9 +45,10 @@ def _digest(paths, extra: str = "") -> str:
 
 def _sanitizer_flags() -> list[str]:
     """PYKERNELS_EMU_SANITIZE=thread builds the module with ThreadSanitizer,
-    which then reports shared- and global-memory races between the threads of
-    a block (a missing __syncthreads) much as compute-sanitizer's racecheck
-    would on a GPU. The process must preload libtsan: see tools/racecheck."""
+    which then reports races between the threads of a block (a missing
+    __syncthreads) much as compute-sanitizer's racecheck would on a GPU (the
+    process must preload libtsan); =undefined with UBSan, which reports a
+    misaligned float4 access, a fault on a GPU. See tools/emu_sanitize.sh."""
     kind = os.environ.get("PYKERNELS_EMU_SANITIZE", "")
     return [f"-fsanitize={kind}", "-g", "-fno-omit-frame-pointer"] if kind else []
 

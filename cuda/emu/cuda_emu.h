@@ -21,6 +21,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -52,6 +53,7 @@ enum cudaError_t {
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidConfiguration = 9,
   cudaErrorNoDevice = 100,
+  cudaErrorMisalignedAddress = 716,
 };
 enum cudaMemcpyKind { cudaMemcpyDefault = 4 };
 
@@ -78,6 +80,13 @@ inline dim3 block_dim, grid_dim;
 inline cudaError_t last_error = cudaSuccess;
 inline std::mutex atomic_mutex;
 
+// A fault inside a kernel (a misaligned address, say), which the GPU would
+// report at the next checked call; any thread of the launch may raise it.
+inline void fault(cudaError_t error) {
+  std::lock_guard<std::mutex> lock(atomic_mutex);
+  last_error = error;
+}
+
 inline std::barrier<>& warp_barrier() { return *block_state->warp_barriers[linear_thread / 32]; }
 
 // Every lane of the warp publishes its value, then reads its partner's.
@@ -102,6 +111,26 @@ inline bool valid_config(dim3 grid, dim3 block) {
          grid.z >= 1 && grid.y <= 65535 && grid.z <= 65535;
 }
 
+// The order blocks run in. A GPU promises none, so a kernel whose answer
+// depends on it (two blocks writing one element, a block reading what
+// another wrote) is wrong; PYKERNELS_EMU_BLOCK_ORDER=reverse or =shuffle (a
+// new permutation each launch) runs the tests under other orders to show it.
+// Empty: the natural order.
+inline std::vector<std::uint64_t> block_order(std::uint64_t blocks) {
+  const char* kind = std::getenv("PYKERNELS_EMU_BLOCK_ORDER");
+  if (kind == nullptr || *kind == '\0') return {};
+  std::vector<std::uint64_t> order(blocks);
+  for (std::uint64_t b = 0; b < blocks; ++b) order[b] = b;
+  if (std::strcmp(kind, "reverse") == 0) {
+    std::reverse(order.begin(), order.end());
+  } else if (std::strcmp(kind, "shuffle") == 0) {
+    static std::atomic<std::uint64_t> launches{0};
+    std::mt19937_64 generator(0x9e3779b97f4a7c15ull + launches++);
+    std::shuffle(order.begin(), order.end(), generator);
+  }
+  return order;
+}
+
 template <class... Params>
 struct Launch {
   dim3 grid, block;
@@ -119,6 +148,7 @@ struct Launch {
     grid_dim = grid;
     const unsigned int threads = block.x * block.y * block.z;
     const std::uint64_t blocks = std::uint64_t(grid.x) * grid.y * grid.z;
+    const std::vector<std::uint64_t> order = block_order(blocks);
     std::unique_ptr<BlockState> state = std::make_unique<BlockState>(threads);
     std::barrier<> between_blocks(threads);
     std::vector<std::thread> workers;
@@ -127,7 +157,8 @@ struct Launch {
       workers.emplace_back([&, t] {
         linear_thread = t;
         thread_index = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-        for (std::uint64_t b = 0; b < blocks; ++b) {
+        for (std::uint64_t i = 0; i < blocks; ++i) {
+          const std::uint64_t b = order.empty() ? i : order[i];
           block_state = state.get();
           block_index = dim3(unsigned(b % grid.x), unsigned((b / grid.x) % grid.y),
                              unsigned(b / (std::uint64_t(grid.x) * grid.y)));
@@ -218,6 +249,7 @@ inline const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorMisalignedAddress: return "cudaErrorMisalignedAddress";
   }
   return "cudaErrorUnknown";
 }

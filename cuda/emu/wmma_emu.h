@@ -7,8 +7,10 @@
 // tell apart. As on the GPU, each *_sync call waits for the whole warp on
 // entry, and store_matrix_sync has each lane write only its share of the
 // tile, so a lane that reads what another stored needs a __syncwarp first
-// (ThreadSanitizer reports it otherwise: tools/racecheck.sh). Products are
-// summed in FP32 in k order; tensor cores may sum in another order.
+// (ThreadSanitizer reports it otherwise: tools/emu_sanitize.sh). Products are
+// summed in FP32 in k order; tensor cores may sum in another order. A
+// fragment address that the GPU would fault on (not 32-byte aligned, or a
+// leading dimension not a multiple of 16 bytes) fails the launch here too.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +47,15 @@ inline float __float_to_tf32(float value) {
   return value;
 }
 
+// The GPU faults on a fragment load or store whose pointer is not 32-byte
+// aligned or whose leading dimension is not a multiple of 16 bytes; so does
+// the emulator, through the launch's error.
+inline bool fragment_address_ok(const float* p, unsigned ldm) {
+  if (reinterpret_cast<std::uintptr_t>(p) % 32 == 0 && ldm % 4 == 0) return true;
+  ::pk_emu::fault(cudaErrorMisalignedAddress);
+  return false;
+}
+
 template <class Frag>
 void fill_fragment(Frag& frag, float value) {
   for (float& e : frag.x) e = value;
@@ -54,6 +65,7 @@ template <class Use, int M, int N, int K, class T, class Layout>
 void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& frag, const float* p, unsigned ldm) {
   using Frag = fragment<Use, M, N, K, T, Layout>;
   ::pk_emu::warp_barrier().arrive_and_wait();
+  if (!fragment_address_ok(p, ldm)) return;
   for (int r = 0; r < Frag::rows; ++r)
     for (int c = 0; c < Frag::cols; ++c)
       frag.x[r * Frag::cols + c] =
@@ -77,6 +89,7 @@ template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& frag, unsigned ldm,
                        layout_t layout) {
   ::pk_emu::warp_barrier().arrive_and_wait();
+  if (!fragment_address_ok(p, ldm)) return;
   for (int e = int(::pk_emu::linear_thread % 32); e < M * N; e += 32) {
     const int r = e / N, c = e % N;
     p[layout == mem_row_major ? r * ldm + c : c * ldm + r] = frag.x[e];

@@ -1,0 +1,53 @@
+// The controls of tools/emu_sanitize.sh: each kernel has a planted fault and a
+// fixed twin, and the sanitizer must report the first and stay quiet on the
+// second. If a planted fault is not caught, the emulator no longer shows that
+// class of bug, and a clean run of the tests would mean nothing.
+//   RACE / SYNC (ThreadSanitizer): each thread writes its slot of a shared
+//     array, then reads its neighbour's; only SYNC puts a barrier between.
+//   MISALIGNED / ALIGNED (UndefinedBehaviorSanitizer): a float4 load one
+//     float past a 16-byte boundary, which faults on a GPU, or on it.
+//   ORDER (no sanitizer): every block writes its index to one element, so
+//     the last block to run wins; the answer must change when
+//     PYKERNELS_EMU_BLOCK_ORDER=reverse, or block orders are not varied.
+#include <cstdio>
+
+#include "emu/cuda_emu.h"
+
+__global__ void read_neighbour(const float* in, float* out) {
+  __shared__ float slots[64];
+  slots[threadIdx.x] = in[threadIdx.x];
+#ifdef SYNC
+  __syncthreads();
+#endif
+  out[threadIdx.x] = slots[(threadIdx.x + 1) % 64];
+}
+
+__global__ void load_quad(const float* in, float* out, int offset) {
+  const float4 q = *reinterpret_cast<const float4*>(in + offset + 4 * threadIdx.x);
+  out[threadIdx.x] = q.x + q.y + q.z + q.w;
+}
+
+__global__ void last_block_wins(float* out) {
+  if (threadIdx.x == 0) out[0] = float(blockIdx.x);
+}
+
+int main() {
+  alignas(16) float in[8 * 64 + 8];
+  float out[64] = {};
+  for (int i = 0; i < 8 * 64 + 8; ++i) in[i] = float(i + 1);
+#if defined(RACE) || defined(SYNC)
+  pk_emu::launch(dim3(4), dim3(64), read_neighbour)(in, out);
+#elif defined(ORDER)
+  pk_emu::launch(dim3(8), dim3(32), last_block_wins)(out);
+  std::printf("last block to run: %g\n", out[0]);
+#else
+#ifdef MISALIGNED
+  const int offset = 1;
+#else
+  const int offset = 4;
+#endif
+  pk_emu::launch(dim3(2), dim3(64), load_quad)(in, out, offset);
+#endif
+  std::printf("out[63] = %g\n", out[63]);
+  return 0;
+}

@@ -7,15 +7,14 @@ from .activation import relu, relu_backward
 from .batchnorm import batch_norm, batch_norm_backward
 from .conv import col2im, conv2d, conv2d_backward, im2col
 from .dropout import dropout, dropout_backward
-from .gemm import gemm, linear, linear_backward, round_to_tf32
+from .gemm import gemm, linear, linear_backward
 from .loss import cross_entropy, cross_entropy_backward
 from .lstm import lstm, lstm_backward, lstm_cell, lstm_cell_backward
 from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
                    avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 
 __all__ = ["col2im", "conv2d", "conv2d_backward", "im2col",
-           "gemm", "linear", "linear_backward", "round_to_tf32", "lstm", "lstm_backward",
-           "lstm_cell",
+           "gemm", "linear", "linear_backward", "lstm", "lstm_backward", "lstm_cell",
            "lstm_cell_backward", "relu", "relu_backward",
            "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
            "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm",

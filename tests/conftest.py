@@ -9,6 +9,7 @@ skip. --require-gpu turns a missing real GPU into a failure.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 
@@ -91,6 +92,11 @@ def cp(monkeypatch):
     from pykernels import _backend
 
     monkeypatch.setitem(sys.modules, "cupy", emu_cupy)
+    # A GPU runs blocks in no promised order, so neither does the emulator:
+    # a new random order each launch (cuda/emu/cuda_emu.h), unless the
+    # environment names another ("" for the natural order, when debugging).
+    monkeypatch.setenv("PYKERNELS_EMU_BLOCK_ORDER",
+                       os.environ.get("PYKERNELS_EMU_BLOCK_ORDER", "shuffle"))
     monkeypatch.setattr(_backend, "_cuda_module", cuda_emu.load())
     monkeypatch.setattr(_backend, "_cuda_probed", True)
     monkeypatch.setattr(pykernels.cuda, "is_available", lambda: True)

@@ -18,7 +18,9 @@
 #   order      No sanitizer: blocks run in a new random order each launch
 #              (PYKERNELS_EMU_BLOCK_ORDER=shuffle). A GPU promises no order,
 #              so an answer that depends on it (two blocks writing one
-#              element) fails a test here. Every gpu-marked test.
+#              element) fails a test. The test suite already runs so by
+#              default (tests/conftest.py); this checks that the order does
+#              vary, then runs every gpu-marked test once more.
 # Each starts with a control: a planted fault must be reported and its fixed
 # twin must not, or the planted order dependence must show
 # (tools/emu_sanitize_probe.cpp).

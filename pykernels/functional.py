@@ -216,7 +216,9 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, alg
     'packed' or 'auto'; on CuPy arrays 'naive', 'coalesced', 'smem',
     'regblock', 'vectorized', 'warptile', 'splitk' or 'auto' (see
     GPU_GEMM_ALGOS; on the GPU 'auto' is warptile, split along K when the
-    product has too few tiles to fill the GPU).
+    product has too few tiles to fill the GPU), or 'tf32': tensor cores on
+    inputs rounded to TF32 (10 mantissa bits), on compute capability 8.0 and
+    newer, never chosen by 'auto'.
     Either `a` or `b` may be an operand packed by `gemm_pack` (CPU only).
     """
     if _plain_gemm_operands(a, b, c, algo):

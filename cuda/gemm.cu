@@ -591,11 +591,14 @@ bool short_tiles(int64_t m) {
   return (m + 63) / 64 * 64 < (m + 127) / 128 * 128 && (m + 63) / 64 <= kMaxRowBlocks;
 }
 
-template <class Layout>
-LaunchPlan warptile_plan(bool vec, bool ta, bool tb, int64_t m, int64_t n) {
-  return {tiled_kernel<Layout, 16, true>(vec, ta, tb),
+// The warptile rung's launch; Math puts its products on the CUDA cores, or
+// (the TF32 rung) on the tensor cores.
+template <class Layout, class Math = CudaCoreMath<Layout>>
+LaunchPlan warptile_plan(bool vec, bool ta, bool tb, int64_t m, int64_t n,
+                         const char* name = "sgemm_warptile") {
+  return {tiled_kernel<Layout, 16, true, Math>(vec, ta, tb),
           dim3(ceil_div(n, Layout::BN, nullptr), ceil_div(m, Layout::BM, "m")),
-          dim3(Layout::THREADS), "sgemm_warptile"};
+          dim3(Layout::THREADS), name};
 }
 
 void require_tf32_tensor_cores() {
@@ -637,8 +640,8 @@ LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const flo
       return warptile_plan<TallLayout>(vec, ta, tb, m, n);
     case GemmAlgo::Tf32:
       require_tf32_tensor_cores();
-      return {tiled_kernel<TallLayout, 16, true, TensorCoreMath>(vec, ta, tb),
-              dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256), "sgemm_tf32"};
+      return warptile_plan<TensorCoreMath::Layout, TensorCoreMath>(vec, ta, tb, m, n,
+                                                                   "sgemm_tf32");
     case GemmAlgo::Auto:
     case GemmAlgo::SplitK:  // when K is not split
       return short_tiles(m) ? warptile_plan<ShortLayout>(vec, ta, tb, m, n)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# compute-sanitizer's two most useful checks, and a third a GPU gives for
-# free, without a GPU: the CPU emulator of CUDA (cuda/emu/cuda_emu.h) built
-# with a compiler sanitizer, or run in other block orders, under the
-# gpu-marked tests.
+# compute-sanitizer's two most useful checks, without a GPU: the CPU emulator
+# of CUDA (cuda/emu/cuda_emu.h) built with a compiler sanitizer, under the
+# gpu-marked tests. (A third check needs no sanitizer and runs in every test
+# session: the emulator's blocks in a new random order each launch, see
+# tests/conftest.py and tests/test_cuda_emulator.py.)
 #   undefined  UndefinedBehaviorSanitizer: a float4/float2 access that is not
 #              aligned to its size (a misaligned-address fault on a GPU),
 #              signed overflow in index arithmetic, out-of-bounds shifts.
@@ -15,23 +16,16 @@
 #              The op tests, which reach every kernel with odd shapes; the
 #              network and benchmark tests would add hours of the same
 #              kernels under 256 instrumented threads a block.
-#   order      No sanitizer: blocks run in a new random order each launch
-#              (PYKERNELS_EMU_BLOCK_ORDER=shuffle). A GPU promises no order,
-#              so an answer that depends on it (two blocks writing one
-#              element) fails a test. The test suite already runs so by
-#              default (tests/conftest.py); this checks that the order does
-#              vary, then runs every gpu-marked test once more.
 # Each starts with a control: a planted fault must be reported and its fixed
-# twin must not, or the planted order dependence must show
-# (tools/emu_sanitize_probe.cpp).
+# twin must not (tools/emu_sanitize_probe.cpp).
 #
-#   tools/emu_sanitize.sh                          # all three
+#   tools/emu_sanitize.sh                          # both
 #   EMU_SANITIZERS=thread tools/emu_sanitize.sh    # one
 #   tools/emu_sanitize.sh tests/test_pool.py       # these tests instead
 #
 # Environment: PYTHON (default: python, else python3) must have numpy, pytest,
 # pybind11 and pykernels' CPU module; EMU_SANITIZERS picks among "undefined
-# thread order". Exit status non-zero when a control fails, a test fails, or
+# thread". Exit status non-zero when a control fails, a test fails, or
 # a sanitizer reports a finding in pykernels' CUDA sources. Reports are kept
 # in build/emu_sanitize/.
 set -euo pipefail
@@ -86,41 +80,24 @@ sys.exit(1 if ours else 0)
 PY
 }
 
-# order_control: the last block to run must change when the order does.
-order_control() {
-  "$CXX" -std=c++20 -O1 -pthread -DORDER -I"$ROOT/cuda" tools/emu_sanitize_probe.cpp \
-    -o "$LOGS/probe_ORDER"
-  local natural reversed
-  natural=$("$LOGS/probe_ORDER" | head -n 1)
-  reversed=$(PYKERNELS_EMU_BLOCK_ORDER=reverse "$LOGS/probe_ORDER" | head -n 1)
-  echo "   control ORDER: natural '$natural', reversed '$reversed'"
-  if [ "$natural" = "$reversed" ]; then
-    echo "control failed: the block order did not change" >&2
-    return 1
-  fi
-}
-
 status=0
-for sanitizer in ${EMU_SANITIZERS:-undefined thread order}; do
+for sanitizer in ${EMU_SANITIZERS:-undefined thread}; do
   echo "== $sanitizer"
   preload="" tests=(tests)
   case $sanitizer in
     undefined) control undefined MISALIGNED ALIGNED ;;
     thread) control thread RACE SYNC
             preload="$("$CXX" -print-file-name=libtsan.so)" tests=("${op_tests[@]}") ;;
-    order) order_control ;;
-    *) echo "unknown check '$sanitizer' (undefined, thread, order)" >&2; exit 2 ;;
+    *) echo "unknown sanitizer '$sanitizer' (undefined, thread)" >&2; exit 2 ;;
   esac
   [ $# -gt 0 ] && tests=("$@")
-  build_kind=$sanitizer order=""
-  [ "$sanitizer" = order ] && build_kind="" order=shuffle
-  PYKERNELS_EMU_SANITIZE=$build_kind "$PYTHON" tests/cuda_emu.py >/dev/null  # no runtime preloaded
-  PYKERNELS_EMU_SANITIZE=$build_kind PYKERNELS_EMU_BLOCK_ORDER=$order \
+  PYKERNELS_EMU_SANITIZE=$sanitizer "$PYTHON" tests/cuda_emu.py >/dev/null  # no runtime preloaded
+  PYKERNELS_EMU_SANITIZE=$sanitizer \
   UBSAN_OPTIONS="print_stacktrace=1 log_path=$LOGS/undefined" \
   TSAN_OPTIONS="halt_on_error=0 report_signal_unsafe=0 log_path=$LOGS/thread" \
   LD_PRELOAD="$preload" \
     "$PYTHON" -m pytest -q -p no:cacheprovider -m gpu --durations=10 "${tests[@]}" ||
     status=$?
-  [ "$sanitizer" = order ] || findings "$sanitizer" || status=1
+  findings "$sanitizer" || status=1
 done
 exit "$status"

@@ -1,6 +1,7 @@
-// The controls of tools/emu_sanitize.sh: each kernel has a planted fault and a
-// fixed twin, and the sanitizer must report the first and stay quiet on the
-// second. If a planted fault is not caught, the emulator no longer shows that
+// Controls for the emulator's checks: each kernel has a planted fault and a
+// fixed twin; tools/emu_sanitize.sh builds the first two with a sanitizer,
+// which must report the fault and stay quiet on the twin, and
+// tests/test_cuda_emulator.py builds ORDER. If a planted fault is not caught, the emulator no longer shows that
 // class of bug, and a clean run of the tests would mean nothing.
 //   RACE / SYNC (ThreadSanitizer): each thread writes its slot of a shared
 //     array, then reads its neighbour's; only SYNC puts a barrier between.

@@ -27,6 +27,7 @@
 // Partial tiles are zero-filled on load and masked on store, so any M, N, K
 // works, and all four transpose cases run through one loader (see TileLoader).
 #include "gemm.cuh"
+#include "splitk.cuh"
 
 #ifdef PYKERNELS_CUDA_EMU
 #include "emu/wmma_emu.h"
@@ -502,9 +503,7 @@ __global__ void splitk_reduce(const float* partials, int64_t splits, int64_t m, 
                               float alpha, float beta, float* c, int64_t ldc) {
   const int64_t total = m * n, step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
-    float sum = 0.0f;
-    for (int64_t z = 0; z < splits; ++z) sum += partials[z * total + e];
-    store_c(c, ldc, e / n, e % n, sum, alpha, beta);
+    store_c(c, ldc, e / n, e % n, Slabs{partials, splits, total}.sum(e), alpha, beta);
   }
 }
 
@@ -652,10 +651,6 @@ LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const flo
 
 // ---- split-K: when to cut K, and the two launches --------------------------
 
-struct SplitK {
-  int64_t splits = 1, depth = 0;
-};
-
 // Time of a product cut into `splits` slabs, in units of the unsplit
 // product's time on a full GPU: blocks run in waves of `resident` (one
 // 128-row block fits per SM, two 64-row ones: their register use, see
@@ -676,7 +671,7 @@ double modeled_time(int64_t tiles, int64_t resident, int64_t splits, int64_t k) 
 // are at least kAutoMinDepth deep and the partial products within
 // kMaxPartialFloats. An explicit algo="splitk" always splits, into enough
 // slabs to fill the GPU once, down to one 16-deep slice per slab.
-SplitK choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
+SgemmSplit choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
   constexpr int64_t kAutoMinDepth = 64, kMaxSplits = 64;
   constexpr int64_t kMaxPartialFloats = int64_t{16} << 20;  // 64 MiB
   constexpr double kMinGain = 0.9;
@@ -734,31 +729,9 @@ void keep_pool_memory() {
   }
 }
 
-// Null when the memory cannot be had (then the product runs unsplit, with
-// other rounding: results are bitwise repeatable while memory suffices).
-float* partial_buffer(int64_t floats, cudaStream_t stream) {
-  keep_pool_memory();
-  void* p = nullptr;
-  if (cudaMallocAsync(&p, sizeof(float) * std::size_t(floats), stream) != cudaSuccess) {
-    cudaGetLastError();  // no memory for the split: the caller runs unsplit
-    return nullptr;
-  }
-  return static_cast<float*>(p);
-}
-
-struct StreamFree {
-  void* p;
-  cudaStream_t stream;
-  ~StreamFree() { cudaFreeAsync(p, stream); }
-};
-
-// false when no buffer could be had (then nothing was launched).
-bool sgemm_split(const SplitK& split, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-                 float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
-                 float beta, float* c, int64_t ldc, cudaStream_t stream) {
-  float* partials = partial_buffer(split.splits * m * n, stream);
-  if (partials == nullptr) return false;
-  const StreamFree release{partials, stream};
+void launch_partials(const SgemmSplit& split, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                     const float* a, int64_t lda, const float* b, int64_t ldb, float* partials,
+                     cudaStream_t stream) {
   const bool vec = float4_loads_ok(a, lda, b, ldb);
   const bool short_layout = short_tiles(m);
   const int tile_rows = short_layout ? ShortLayout::BM : TallLayout::BM;
@@ -769,14 +742,57 @@ bool sgemm_split(const SplitK& split, bool ta, bool tb, int64_t m, int64_t n, in
   PK_LAUNCH(grid, dim3(threads), 0, stream, kernel)(m, n, k, split.depth, a, lda, b, ldb,
                                                     partials);
   check_launch("sgemm_partial");
+}
+
+// false when no memory could be had for the partial products (then nothing
+// was launched, and the caller runs the product unsplit, with other rounding:
+// results are bitwise repeatable while memory suffices).
+bool sgemm_split(const SgemmSplit& split, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                 float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                 float beta, float* c, int64_t ldc, cudaStream_t stream) {
+  const StreamScratch partials(split.splits * m * n, stream);
+  if (partials.data() == nullptr) return false;
+  launch_partials(split, ta, tb, m, n, k, a, lda, b, ldb, partials.data(), stream);
   constexpr int kReduceThreads = 256;
   PK_LAUNCH(blocks_for(m * n, kReduceThreads, 65535u), kReduceThreads, 0, stream,
-            splitk_reduce)(partials, split.splits, m, n, alpha, beta, c, ldc);
+            splitk_reduce)(partials.data(), split.splits, m, n, alpha, beta, c, ldc);
   check_launch("splitk_reduce");
   return true;
 }
 
 }  // namespace
+
+StreamScratch::StreamScratch(int64_t floats, cudaStream_t stream) : stream_(stream) {
+  if (floats <= 0) return;
+  keep_pool_memory();
+  void* p = nullptr;
+  if (cudaMallocAsync(&p, sizeof(float) * std::size_t(floats), stream) != cudaSuccess) {
+    cudaGetLastError();  // no memory: the caller takes its path without scratch
+    return;
+  }
+  data_ = static_cast<float*>(p);
+}
+
+StreamScratch::~StreamScratch() {
+  if (data_ != nullptr) cudaFreeAsync(data_, stream_);
+}
+
+SgemmSplit sgemm_auto_split(int64_t m, int64_t n, int64_t k) {
+  if (m == 0 || n == 0) return {};
+  return choose_split(m, n, k, false);
+}
+
+void sgemm_partials(const SgemmSplit& split, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                    int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                    float* partials, cudaStream_t stream) {
+  // Slabs a multiple of the slice deep (the float4 loads' alignment), none empty.
+  if (split.splits < 2 || split.depth < 1 || split.depth % kSplitBK != 0 ||
+      (split.splits - 1) * split.depth >= k) {
+    throw std::invalid_argument("sgemm_partials: not a split of K = " + std::to_string(k));
+  }
+  if (m == 0 || n == 0) return;
+  launch_partials(split, trans_a, trans_b, m, n, k, a, lda, b, ldb, partials, stream);
+}
 
 std::vector<std::string> sgemm_tuning_variants() {
   return {"warptile-64x128", "warptile-bk8-2blocks"};
@@ -811,7 +827,7 @@ void sgemm(GemmAlgo algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int6
            float* c, int64_t ldc, cudaStream_t stream) {
   if (m == 0 || n == 0) return;
   if (algo == GemmAlgo::Auto || algo == GemmAlgo::SplitK) {
-    const SplitK split = choose_split(m, n, k, algo == GemmAlgo::SplitK);
+    const SgemmSplit split = choose_split(m, n, k, algo == GemmAlgo::SplitK);
     if (split.splits > 1 && sgemm_split(split, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
                                         beta, c, ldc, stream)) {
       return;

@@ -33,6 +33,38 @@ void sgemm(GemmAlgo algo, bool trans_a, bool trans_b, int64_t m, int64_t n, int6
 // none), before it knows whether the partial products' memory can be had.
 int64_t sgemm_split_count(GemmAlgo algo, int64_t m, int64_t n, int64_t k);
 
+// The K slabs of auto's split for this product on the current device:
+// `splits` of them (1: not split), each `depth` deep but the last.
+struct SgemmSplit {
+  int64_t splits = 1, depth = 0;
+};
+SgemmSplit sgemm_auto_split(int64_t m, int64_t n, int64_t k);
+
+// Split-K without its sum: slab z's product op(A) op(B) (row-major M x N)
+// into partials + z * M * N, which holds split.splits * M * N floats. For a
+// kernel that adds the slabs up itself (Slabs in splitk.cuh, in sgemm's own
+// order, so bit for bit sgemm's result) and so saves sgemm's summing launch.
+void sgemm_partials(const SgemmSplit& split, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                    int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                    float* partials, cudaStream_t stream);
+
+// Scratch floats in stream-ordered memory (cudaMallocAsync from the device's
+// pool), handed back on the stream when it goes out of scope. data() is null
+// when `floats` is 0 or the memory cannot be had: callers then take a path
+// that needs none.
+class StreamScratch {
+ public:
+  StreamScratch(int64_t floats, cudaStream_t stream);
+  ~StreamScratch();
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  float* data_ = nullptr;
+  cudaStream_t stream_;
+};
+
 // Tuning candidates (not rungs of the ladder): kernels the GPU benchmark
 // times beside the rungs, for C = alpha * A B + beta * C with plain row-major
 // A and B. Throws std::invalid_argument for another variant name.

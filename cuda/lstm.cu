@@ -30,6 +30,7 @@
 #include "lstm.cuh"
 
 #include "gemm.cuh"
+#include "splitk.cuh"
 
 namespace pk::cuda {
 namespace {
@@ -39,20 +40,29 @@ constexpr unsigned int kMaxRowBlocks = 65535u;
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+// Pre-activation e of `gates`, plus the recurrent product's K slabs when
+// the time loop left them unsummed (count 0: already in gates): the sum
+// sgemm's reduction would have stored there with beta = 1, bit for bit.
+__device__ __forceinline__ float pre_activation(const float* gates, const Slabs& recurrent,
+                                                int64_t e) {
+  return recurrent.count ? recurrent.sum(e) + gates[e] : gates[e];
+}
+
 __global__ void __launch_bounds__(kMaxThreads)
-    lstm_forward_kernel(int64_t n, int64_t h, float* __restrict__ gates,
+    lstm_forward_kernel(int64_t n, int64_t h, float* __restrict__ gates, Slabs recurrent,
                         const float* __restrict__ bias, const float* __restrict__ c,
                         float* __restrict__ c1, float* __restrict__ h1) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= h) return;
   const float bi = bias[j], bf = bias[h + j], bg = bias[2 * h + j], bo = bias[3 * h + j];
   for (int64_t row = blockIdx.y; row < n; row += gridDim.y) {
+    const int64_t e = row * 4 * h + j;
     float* g_row = gates + row * 4 * h;
     const int64_t k = row * h + j;
-    const float i = sigmoid(g_row[j] + bi);
-    const float f = sigmoid(g_row[h + j] + bf);
-    const float g = tanhf(g_row[2 * h + j] + bg);
-    const float o = sigmoid(g_row[3 * h + j] + bo);
+    const float i = sigmoid(pre_activation(gates, recurrent, e) + bi);
+    const float f = sigmoid(pre_activation(gates, recurrent, e + h) + bf);
+    const float g = tanhf(pre_activation(gates, recurrent, e + 2 * h) + bg);
+    const float o = sigmoid(pre_activation(gates, recurrent, e + 3 * h) + bo);
     const float cell = f * c[k] + i * g;
     g_row[j] = i;
     g_row[h + j] = f;
@@ -64,8 +74,8 @@ __global__ void __launch_bounds__(kMaxThreads)
 }
 
 __global__ void __launch_bounds__(kMaxThreads)
-    lstm_backward_kernel(int64_t n, int64_t h, const float* __restrict__ dh1,
-                         const float* __restrict__ dh_rec, float* __restrict__ dc,
+    lstm_backward_kernel(int64_t n, int64_t h, const float* __restrict__ dh1, Slabs dh_rec,
+                         float* __restrict__ dc,
                          const float* __restrict__ gates, const float* __restrict__ c,
                          float* __restrict__ dgates) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -75,7 +85,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     float* d_row = dgates + row * 4 * h;
     const int64_t k = row * h + j;
     const float i = g_row[j], f = g_row[h + j], g = g_row[2 * h + j], o = g_row[3 * h + j];
-    const float dh = dh_rec ? dh1[k] + dh_rec[k] : dh1[k];
+    const float dh = dh_rec.count ? dh1[k] + dh_rec.sum(k) : dh1[k];
     const float c_prev = c[k];
     const float tc = tanhf(f * c_prev + i * g);
     const float dcell = dc[k] + dh * o * (1.0f - tc * tc);
@@ -102,19 +112,18 @@ Shape shape_for(int64_t n, int64_t h) {
   return {dim3(col_blocks, row_blocks), dim3(threads)};
 }
 
-}  // namespace
-
-void lstm_pointwise_forward(int64_t n, int64_t h, float* gates, const float* bias,
-                            const float* c, float* c1, float* h1, cudaStream_t stream) {
+void launch_forward(int64_t n, int64_t h, float* gates, const Slabs& recurrent,
+                    const float* bias, const float* c, float* c1, float* h1,
+                    cudaStream_t stream) {
   if (n <= 0 || h <= 0) return;
   const Shape s = shape_for(n, h);
-  PK_LAUNCH(s.grid, s.block, 0, stream, lstm_forward_kernel)(n, h, gates, bias, c, c1, h1);
+  PK_LAUNCH(s.grid, s.block, 0, stream, lstm_forward_kernel)(n, h, gates, recurrent, bias, c,
+                                                             c1, h1);
   check_launch("lstm_forward_kernel");
 }
 
-void lstm_pointwise_backward(int64_t n, int64_t h, const float* dh1, const float* dh_rec,
-                             float* dc, const float* gates, const float* c, float* dgates,
-                             cudaStream_t stream) {
+void launch_backward(int64_t n, int64_t h, const float* dh1, const Slabs& dh_rec, float* dc,
+                     const float* gates, const float* c, float* dgates, cudaStream_t stream) {
   if (n <= 0 || h <= 0) return;
   const Shape s = shape_for(n, h);
   PK_LAUNCH(s.grid, s.block, 0, stream, lstm_backward_kernel)(n, h, dh1, dh_rec, dc, gates, c,
@@ -122,18 +131,45 @@ void lstm_pointwise_backward(int64_t n, int64_t h, const float* dh1, const float
   check_launch("lstm_backward_kernel");
 }
 
+}  // namespace
+
+void lstm_pointwise_forward(int64_t n, int64_t h, float* gates, const float* bias,
+                            const float* c, float* c1, float* h1, cudaStream_t stream) {
+  launch_forward(n, h, gates, Slabs{}, bias, c, c1, h1, stream);
+}
+
+void lstm_pointwise_backward(int64_t n, int64_t h, const float* dh1, const float* dh_rec,
+                             float* dc, const float* gates, const float* c, float* dgates,
+                             cudaStream_t stream) {
+  launch_backward(n, h, dh1, Slabs{dh_rec, dh_rec ? 1 : 0, 0}, dc, gates, c, dgates, stream);
+}
+
+// Both loops take the recurrent product's K slabs straight into the
+// pointwise pass when auto splits it (the LSTM step's few tiles usually
+// are): two launches a step instead of three, one scratch buffer for all
+// steps, and the same bits as sgemm + pointwise.
 void lstm_recurrence_forward(int64_t steps, int64_t n, int64_t h, float* gates,
                              const float* w_hh, const float* bias, const float* h0,
                              const float* c0, float* y, float* cells, cudaStream_t stream) {
   const int64_t state = n * h, step_gates = n * 4 * h;
+  const SgemmSplit split = sgemm_auto_split(n, 4 * h, h);
+  const StreamScratch partials(steps > 0 && split.splits > 1 ? split.splits * step_gates : 0,
+                               stream);
   for (int64_t t = 0; t < steps; ++t) {
     const float* h_prev = t ? y + (t - 1) * state : h0;
     const float* c_prev = t ? cells + (t - 1) * state : c0;
     float* gates_t = gates + t * step_gates;
-    sgemm(GemmAlgo::Auto, false, true, n, 4 * h, h, 1.0f, h_prev, h, w_hh, h, 1.0f, gates_t,
-          4 * h, stream);
-    lstm_pointwise_forward(n, h, gates_t, bias, c_prev, cells + t * state, y + t * state,
-                           stream);
+    Slabs recurrent;  // none: the product is summed into gates_t
+    if (partials.data() != nullptr) {
+      sgemm_partials(split, false, true, n, 4 * h, h, h_prev, h, w_hh, h, partials.data(),
+                     stream);
+      recurrent = {partials.data(), split.splits, step_gates};
+    } else {
+      sgemm(GemmAlgo::Auto, false, true, n, 4 * h, h, 1.0f, h_prev, h, w_hh, h, 1.0f, gates_t,
+            4 * h, stream);
+    }
+    launch_forward(n, h, gates_t, recurrent, bias, c_prev, cells + t * state, y + t * state,
+                   stream);
   }
 }
 
@@ -142,14 +178,25 @@ void lstm_recurrence_backward(int64_t steps, int64_t n, int64_t h, const float* 
                               const float* c0, const float* w_hh, float* dgates,
                               cudaStream_t stream) {
   const int64_t state = n * h, step_gates = n * 4 * h;
+  const SgemmSplit split = sgemm_auto_split(n, h, 4 * h);
+  const StreamScratch partials(steps > 1 && split.splits > 1 ? split.splits * state : 0, stream);
+  Slabs dh_rec{dh, 1, 0};  // dL/dh of the last step, from the caller
   for (int64_t t = steps - 1; t >= 0; --t) {
     const float* c_prev = t ? cells + (t - 1) * state : c0;
     float* dgates_t = dgates + t * step_gates;
-    lstm_pointwise_backward(n, h, dy + t * state, dh, dc, gates + t * step_gates, c_prev,
-                            dgates_t, stream);
-    // dL/dh_{t-1}, overwriting dh (beta = 0) after the pass above read it.
-    sgemm(GemmAlgo::Auto, false, false, n, h, 4 * h, 1.0f, dgates_t, 4 * h, w_hh, h, 0.0f, dh,
-          h, stream);
+    launch_backward(n, h, dy + t * state, dh_rec, dc, gates + t * step_gates, c_prev, dgates_t,
+                    stream);
+    // dL/dh_{t-1}: left in slabs for the next pass, except step 0's, which
+    // the caller gets in dh (overwritten: beta = 0, after the pass read it).
+    if (t > 0 && partials.data() != nullptr) {
+      sgemm_partials(split, false, false, n, h, 4 * h, dgates_t, 4 * h, w_hh, h, partials.data(),
+                     stream);
+      dh_rec = {partials.data(), split.splits, state};
+    } else {
+      sgemm(GemmAlgo::Auto, false, false, n, h, 4 * h, 1.0f, dgates_t, 4 * h, w_hh, h, 0.0f, dh,
+            h, stream);
+      dh_rec = {dh, 1, 0};
+    }
   }
 }
 

@@ -346,12 +346,16 @@ def test_gpu_layer_matches_cpu_and_reference(rng, cp, t, n, i, h):
 
 
 @pytest.mark.gpu
-def test_gpu_layer_with_split_recurrent_products(rng, cp, monkeypatch):
+@pytest.mark.parametrize("scratch", ["available", "out of memory"])
+def test_gpu_layer_with_split_recurrent_products(rng, cp, monkeypatch, scratch):
     # H = 200 on a 64-SM GPU: the recurrent products (N x 4H x H forward,
     # N x H x 4H backward) have few enough tiles that auto cuts K into slabs.
+    # Without memory for the slabs the time loops run them unsplit.
     from pykernels import _backend
 
     monkeypatch.setenv("PYKERNELS_EMU_SMS", "64")  # read by the emulator only
+    if scratch == "out of memory":
+        monkeypatch.setenv("PYKERNELS_EMU_MALLOC_FAIL", "1")
     t, n, i, h = 3, 3, 5, 200
     gpu, auto = _backend.require_cuda(), F.GPU_GEMM_ALGOS.index("auto")
     assert gpu.sgemm_split_count(auto, n, 4 * h, h) > 1  # so on any GPU of 16+ SMs
@@ -361,6 +365,61 @@ def test_gpu_layer_with_split_recurrent_products(rng, cp, monkeypatch):
     dy, dhn, dcn = (random_f32(rng, s) for s in ((t, n, h), (n, h), (n, h)))
     got = _gpu_layer(cp, p, x, dy, dhn, dcn)
     _assert_layer_matches_reference(got, p, x, dy, dhn, dcn)
+
+
+def _split_recurrence_inputs(rng, cp, t, n, h):
+    """Arrays for the GPU time loops, at a size whose recurrent products auto splits."""
+    from pykernels import _backend
+
+    gpu, auto = _backend.require_cuda(), F.GPU_GEMM_ALGOS.index("auto")
+    assert gpu.sgemm_split_count(auto, n, 4 * h, h) > 1
+    assert gpu.sgemm_split_count(auto, n, h, 4 * h) > 1
+    shapes = dict(gates=(t, n, 4 * h), w_hh=(4 * h, h), bias=(4 * h,), h0=(n, h), c0=(n, h),
+                  dy=(t, n, h), dh=(n, h), dc=(n, h))
+    return {k: cp.asarray(random_f32(rng, s, -1, 1)) for k, s in shapes.items()}
+
+
+@pytest.mark.gpu
+def test_gpu_time_loops_fold_the_split_sum_bit_for_bit(rng, cp, monkeypatch):
+    # The C++ time loops leave the recurrent product in its K slabs and sum
+    # them inside the pointwise pass; that must be bitwise sgemm's own split
+    # product followed by the pointwise kernel, step by step from Python.
+    from types import SimpleNamespace
+
+    from pykernels._functional import lstm as L
+
+    monkeypatch.setenv("PYKERNELS_EMU_SMS", "64")  # read by the emulator only
+    t, n, h = 3, 3, 200
+    a = _split_recurrence_inputs(rng, cp, t, n, h)
+    empty = lambda: cp.full((t, n, h), cp.nan, cp.float32)  # noqa: E731
+
+    fused = dict(gates=a["gates"].copy(), y=empty(), cells=empty())
+    L._recurrence_forward(fused["gates"], a["w_hh"], a["bias"], a["h0"], a["c0"], fused["y"],
+                          fused["cells"])
+    steps = dict(gates=a["gates"].copy(), y=empty(), cells=empty())
+    h_prev, c_prev = a["h0"], a["c0"]
+    for s in range(t):
+        F.gemm(h_prev, a["w_hh"], steps["gates"][s], beta=1.0, trans_b=True)
+        L._pointwise_forward(steps["gates"][s], a["bias"], c_prev, steps["cells"][s],
+                             steps["y"][s])
+        h_prev, c_prev = steps["y"][s], steps["cells"][s]
+    for name in fused:
+        np.testing.assert_array_equal(cp.asnumpy(fused[name]), cp.asnumpy(steps[name]), name)
+
+    cache = SimpleNamespace(gates=fused["gates"], cells=fused["cells"], c0=a["c0"],
+                            w_hh=a["w_hh"])
+    grads = lambda: dict(dh=a["dh"].copy(), dc=a["dc"].copy(),  # noqa: E731
+                         dgates=cp.full((t, n, 4 * h), cp.nan, cp.float32))
+    fused = grads()
+    L._recurrence_backward(a["dy"], fused["dh"], fused["dc"], cache, fused["dgates"])
+    steps = grads()
+    for s in range(t - 1, -1, -1):
+        c_prev = cache.cells[s - 1] if s else a["c0"]
+        L._pointwise_backward(a["dy"][s], steps["dh"], steps["dc"], cache.gates[s], c_prev,
+                              steps["dgates"][s])
+        F.gemm(steps["dgates"][s], a["w_hh"], steps["dh"])
+    for name in fused:
+        np.testing.assert_array_equal(cp.asnumpy(fused[name]), cp.asnumpy(steps[name]), name)
 
 
 @pytest.mark.gpu

@@ -67,6 +67,11 @@ PYBIND11_MODULE(PYKERNELS_CUDA_MODULE_NAME, m) {
     pk::cuda::check(cudaStreamSynchronize(pk::cuda::as_stream(stream)), "cudaStreamSynchronize");
   }, py::arg("stream"));
 
+#ifdef PYKERNELS_CUDA_EMU
+  m.def("emu_launch_count", [] { return pk_emu::launch_count.load(); },
+        "Kernels the emulator has launched (emulator builds only)");
+#endif
+
   pk::cuda::bind::register_relu(m);
   pk::cuda::bind::register_gemm(m);
   pk::cuda::bind::register_peak(m);

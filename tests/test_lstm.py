@@ -423,6 +423,32 @@ def test_gpu_time_loops_fold_the_split_sum_bit_for_bit(rng, cp, monkeypatch):
 
 
 @pytest.mark.gpu
+def test_gpu_time_loops_launch_two_kernels_a_step(rng, cp, monkeypatch):
+    # A step's GPU time is mostly launch latency: the split product's partials
+    # and the pointwise pass that sums them, nothing else (backward: plus the
+    # sum of step 0's dL/dh, which the caller gets whole).
+    from types import SimpleNamespace
+
+    from pykernels import _backend
+    from pykernels._functional import lstm as L
+
+    gpu = _backend.require_cuda()
+    if not hasattr(gpu, "emu_launch_count"):
+        pytest.skip("counts launches on the CPU emulator")
+    monkeypatch.setenv("PYKERNELS_EMU_SMS", "64")
+    t, n, h = 4, 3, 200
+    a = _split_recurrence_inputs(rng, cp, t, n, h)
+    y, cells = cp.empty((t, n, h), cp.float32), cp.empty((t, n, h), cp.float32)
+    before = gpu.emu_launch_count()
+    L._recurrence_forward(a["gates"], a["w_hh"], a["bias"], a["h0"], a["c0"], y, cells)
+    assert gpu.emu_launch_count() - before == 2 * t
+    cache = SimpleNamespace(gates=a["gates"], cells=cells, c0=a["c0"], w_hh=a["w_hh"])
+    before = gpu.emu_launch_count()
+    L._recurrence_backward(a["dy"], a["dh"], a["dc"], cache, cp.empty((t, n, 4 * h), cp.float32))
+    assert gpu.emu_launch_count() - before == 2 * t + 1
+
+
+@pytest.mark.gpu
 def test_gpu_layer_is_bitwise_repeatable(rng, cp):
     t, n, i, h = 3, 2, 6, 13
     p = make_params(rng, n, i, h)

@@ -78,6 +78,9 @@ inline thread_local BlockState* block_state = nullptr;
 inline thread_local unsigned int linear_thread = 0;
 inline dim3 block_dim, grid_dim;
 inline cudaError_t last_error = cudaSuccess;
+// Kernels launched so far (valid or not): tests count the launches of a code
+// path whose speed on a GPU is launch latency (an LSTM time step).
+inline std::atomic<std::uint64_t> launch_count{0};
 inline std::mutex atomic_mutex;
 
 // A fault inside a kernel (a misaligned address, say), which the GPU would
@@ -140,6 +143,7 @@ struct Launch {
   // reused for every block: thread creation would otherwise dominate.
   template <class... Args>
   void operator()(Args&&... args) const {
+    ++launch_count;
     if (!valid_config(grid, block)) {
       last_error = cudaErrorInvalidConfiguration;
       return;

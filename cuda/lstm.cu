@@ -22,9 +22,10 @@
 //
 // What bounds it: pure bandwidth, ~44 bytes per hidden unit forward (4 gates
 // in and out, bias amortised, c in, c1 and h1 out) and ~48-52 backward, a few
-// flops each; at the benchmark's N = 64, H = 512 that is ~1.4 MB per step,
-// about a microsecond on an H200, so a step's time is the recurrent GEMM
-// plus launch latency, not this kernel. Accurate expf/tanhf cost nothing
+// flops each, plus 4 bytes per gate and K slab when the loops hand it the
+// recurrent product unsummed (below); at the benchmark's N = 64, H = 512
+// that is ~1.4 MB per step (~4.5 MB with 6 slabs), a microsecond or so on an
+// H200, so a step's time is the recurrent GEMM plus launch latency. Accurate expf/tanhf cost nothing
 // here (the kernel waits on memory) and keep the results within a few ulp
 // of the CPU's polynomial versions.
 #include "lstm.cuh"

@@ -1,8 +1,9 @@
 // Controls for the emulator's checks: each kernel has a planted fault and a
 // fixed twin; tools/emu_sanitize.sh builds the first two with a sanitizer,
 // which must report the fault and stay quiet on the twin, and
-// tests/test_cuda_emulator.py builds ORDER. If a planted fault is not caught, the emulator no longer shows that
-// class of bug, and a clean run of the tests would mean nothing.
+// tests/test_cuda_emulator.py builds ORDER and LANES. If a planted fault is
+// not caught, the emulator no longer shows that class of bug, and a clean
+// run of the tests would mean nothing.
 //   RACE / SYNC (ThreadSanitizer): each thread writes its slot of a shared
 //     array, then reads its neighbour's; only SYNC puts a barrier between.
 //   MISALIGNED / ALIGNED (UndefinedBehaviorSanitizer): a float4 load one
@@ -10,6 +11,9 @@
 //   ORDER (no sanitizer): every block writes its index to one element, so
 //     the last block to run wins; the answer must change when
 //     PYKERNELS_EMU_BLOCK_ORDER=reverse, or block orders are not varied.
+//   LANES (no sanitizer): a full-warp shuffle sum with every lane live, then
+//     with half the lanes gone before it (returned early, or missing from a
+//     48-thread block): the emulator must fail only the last two launches.
 #include <cstdio>
 
 #include "emu/cuda_emu.h"
@@ -28,6 +32,13 @@ __global__ void load_quad(const float* in, float* out, int offset) {
   out[threadIdx.x] = q.x + q.y + q.z + q.w;
 }
 
+__global__ void warp_sum(const float* in, float* out, unsigned int leave_from) {
+  if (threadIdx.x >= leave_from) return;
+  float v = in[threadIdx.x];
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  out[threadIdx.x] = v;
+}
+
 __global__ void last_block_wins(float* out) {
   if (threadIdx.x == 0) out[0] = float(blockIdx.x);
 }
@@ -38,6 +49,13 @@ int main() {
   for (int i = 0; i < 8 * 64 + 8; ++i) in[i] = float(i + 1);
 #if defined(RACE) || defined(SYNC)
   pk_emu::launch(dim3(4), dim3(64), read_neighbour)(in, out);
+#elif defined(LANES)
+  const char* cases[] = {"all lanes", "lanes 16-31 returned", "a 48-thread block"};
+  const unsigned int threads[] = {32, 32, 48}, leave_from[] = {32, 16, 48};
+  for (int c = 0; c < 3; ++c) {
+    pk_emu::launch(dim3(1), dim3(threads[c]), warp_sum)(in, out, leave_from[c]);
+    std::printf("%s: %s\n", cases[c], cudaGetErrorName(cudaGetLastError()));
+  }
 #elif defined(ORDER)
   pk_emu::launch(dim3(8), dim3(32), last_block_wins)(out);
   std::printf("last block to run: %g\n", out[0]);

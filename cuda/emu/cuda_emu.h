@@ -53,6 +53,7 @@ enum cudaError_t {
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidConfiguration = 9,
   cudaErrorNoDevice = 100,
+  cudaErrorIllegalInstruction = 715,
   cudaErrorMisalignedAddress = 716,
 };
 enum cudaMemcpyKind { cudaMemcpyDefault = 4 };
@@ -60,17 +61,23 @@ enum cudaMemcpyKind { cudaMemcpyDefault = 4 };
 namespace pk_emu {
 
 struct BlockState {
-  explicit BlockState(unsigned int threads) : block_barrier(threads) {
+  explicit BlockState(unsigned int threads)
+      : block_barrier(threads), gone(std::make_unique<std::atomic<std::uint32_t>[]>(
+                                    (threads + 31) / 32)) {
     const unsigned int warps = (threads + 31) / 32;
     for (unsigned int w = 0; w < warps; ++w) {
       const unsigned int lanes = std::min(32u, threads - 32 * w);
       warp_barriers.push_back(std::make_unique<std::barrier<>>(lanes));
+      gone[w] = lanes == 32 ? 0u : ~0u << lanes;  // a partial warp's missing lanes
     }
     exchange.resize(std::size_t(warps) * 32);
   }
   std::barrier<> block_barrier;
   std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
   std::vector<std::uint64_t> exchange;  // one slot per lane for shuffles
+  // Per warp, the lanes that have exited or do not exist: a warp collective
+  // must not name them.
+  std::unique_ptr<std::atomic<std::uint32_t>[]> gone;
 };
 
 inline thread_local dim3 thread_index, block_index;
@@ -92,15 +99,33 @@ inline void fault(cudaError_t error) {
 
 inline std::barrier<>& warp_barrier() { return *block_state->warp_barriers[linear_thread / 32]; }
 
+// A warp collective (shuffle, __syncwarp, a wmma *_sync call) whose mask
+// names a lane that has exited, or that a partial warp lacks, is undefined
+// on a GPU (wrong values or a hang; compute-sanitizer's synccheck reports
+// it); the emulator fails the launch. Called between two barrier phases of
+// the collective: every live lane has arrived and none can have left since.
+// (Masks are only checked: every live lane of the warp takes part.)
+inline void check_lanes(unsigned int mask) {
+  if (block_state->gone[linear_thread / 32].load() & mask) fault(cudaErrorIllegalInstruction);
+}
+
+// The whole warp meets here, with the lane check between two phases.
+inline void warp_collective(unsigned int mask) {
+  warp_barrier().arrive_and_wait();
+  check_lanes(mask);
+  warp_barrier().arrive_and_wait();
+}
+
 // Every lane of the warp publishes its value, then reads its partner's.
 template <class T>
-T shuffle_from(T value, unsigned int source_lane) {
+T shuffle_from(unsigned int mask, T value, unsigned int source_lane) {
   static_assert(sizeof(T) <= sizeof(std::uint64_t));
   const unsigned int warp_base = (linear_thread / 32) * 32;
   std::uint64_t bits = 0;
   std::memcpy(&bits, &value, sizeof(T));
   block_state->exchange[linear_thread] = bits;
   warp_barrier().arrive_and_wait();
+  check_lanes(mask);
   T result = value;
   const unsigned int source = warp_base + source_lane;
   std::memcpy(&result, &block_state->exchange[source], sizeof(T));
@@ -167,6 +192,7 @@ struct Launch {
           block_index = dim3(unsigned(b % grid.x), unsigned((b / grid.x) % grid.y),
                              unsigned(b / (std::uint64_t(grid.x) * grid.y)));
           kernel(args...);
+          state->gone[t / 32] |= 1u << (t % 32);
           // An exited thread no longer holds back barriers, as on the GPU.
           state->block_barrier.arrive_and_drop();
           warp_barrier().arrive_and_drop();
@@ -193,26 +219,26 @@ Launch<Params...> launch(dim3 grid, dim3 block, void (*kernel)(Params...)) {
 #define gridDim ::pk_emu::grid_dim
 
 inline void __syncthreads() { pk_emu::block_state->block_barrier.arrive_and_wait(); }
-inline void __syncwarp(unsigned int = 0xffffffffu) { pk_emu::warp_barrier().arrive_and_wait(); }
+inline void __syncwarp(unsigned int mask = 0xffffffffu) { pk_emu::warp_collective(mask); }
 
 template <class T>
-T __shfl_sync(unsigned int, T value, int source_lane, int width = 32) {
+T __shfl_sync(unsigned int mask, T value, int source_lane, int width = 32) {
   const unsigned int lane = pk_emu::linear_thread % 32;
   const unsigned int base = lane - lane % width;
-  return pk_emu::shuffle_from(value, base + unsigned(source_lane) % width);
+  return pk_emu::shuffle_from(mask, value, base + unsigned(source_lane) % width);
 }
 template <class T>
-T __shfl_xor_sync(unsigned int, T value, int lane_mask, int width = 32) {
+T __shfl_xor_sync(unsigned int mask, T value, int lane_mask, int width = 32) {
   const unsigned int lane = pk_emu::linear_thread % 32;
   const unsigned int base = lane - lane % width;
-  return pk_emu::shuffle_from(value, base + ((lane % width) ^ unsigned(lane_mask)) % width);
+  return pk_emu::shuffle_from(mask, value, base + ((lane % width) ^ unsigned(lane_mask)) % width);
 }
 template <class T>
-T __shfl_down_sync(unsigned int, T value, unsigned int delta, int width = 32) {
+T __shfl_down_sync(unsigned int mask, T value, unsigned int delta, int width = 32) {
   const unsigned int lane = pk_emu::linear_thread % 32;
   const unsigned int in_segment = lane % width;
   const unsigned int source = in_segment + delta < unsigned(width) ? lane + delta : lane;
-  return pk_emu::shuffle_from(value, source);
+  return pk_emu::shuffle_from(mask, value, source);
 }
 
 template <class T>
@@ -253,11 +279,18 @@ inline const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorIllegalInstruction: return "cudaErrorIllegalInstruction";
     case cudaErrorMisalignedAddress: return "cudaErrorMisalignedAddress";
   }
   return "cudaErrorUnknown";
 }
-inline const char* cudaGetErrorString(cudaError_t e) { return cudaGetErrorName(e); }
+inline const char* cudaGetErrorString(cudaError_t e) {
+  if (e == cudaErrorIllegalInstruction) {
+    return "emulator: a warp collective named a lane that had exited or does not exist, "
+           "undefined on a GPU";
+  }
+  return cudaGetErrorName(e);
+}
 inline cudaError_t cudaGetDeviceCount(int* count) { *count = 0; return cudaErrorNoDevice; }
 inline cudaError_t cudaGetDevice(int* device) { *device = 0; return cudaSuccess; }
 inline cudaError_t cudaRuntimeGetVersion(int* v) { *v = 0; return cudaSuccess; }

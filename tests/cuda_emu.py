@@ -48,9 +48,15 @@ def _sanitizer_flags() -> list[str]:
     which then reports races between the threads of a block (a missing
     __syncthreads) much as compute-sanitizer's racecheck would on a GPU (the
     process must preload libtsan); =undefined with UBSan, which reports a
-    misaligned float4 access, a fault on a GPU. See tools/emu_sanitize.sh."""
+    misaligned float4 access, a fault on a GPU; =address with
+    AddressSanitizer, which reports a kernel reading or writing past the end
+    of a buffer, as memcheck would (preload libasan; it keeps going after a
+    report). See tools/emu_sanitize.sh."""
     kind = os.environ.get("PYKERNELS_EMU_SANITIZE", "")
-    return [f"-fsanitize={kind}", "-g", "-fno-omit-frame-pointer"] if kind else []
+    if not kind:
+        return []
+    recover = ["-fsanitize-recover=address"] if kind == "address" else []
+    return [f"-fsanitize={kind}", *recover, "-g", "-fno-omit-frame-pointer"]
 
 
 def _compile_flags() -> list[str]:

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# compute-sanitizer's two most useful checks, without a GPU: the CPU emulator
-# of CUDA (cuda/emu/cuda_emu.h) built with a compiler sanitizer, under the
-# gpu-marked tests. (A third check needs no sanitizer and runs in every test
-# session: the emulator's blocks in a new random order each launch, see
-# tests/conftest.py and tests/test_cuda_emulator.py.)
+# compute-sanitizer's checks, without a GPU: the CPU emulator of CUDA
+# (cuda/emu/cuda_emu.h) built with a compiler sanitizer, under the gpu-marked
+# tests. (Two more need no sanitizer and run in every test session: the
+# emulator's blocks in a new random order each launch, and warp collectives
+# that name an exited lane; see tests/conftest.py and
+# tests/test_cuda_emulator.py.)
+#   address    AddressSanitizer, as memcheck: a kernel reading or writing
+#              past the end of a buffer (heap or stack). Every gpu-marked
+#              test (a few minutes).
 #   undefined  UndefinedBehaviorSanitizer: a float4/float2 access that is not
 #              aligned to its size (a misaligned-address fault on a GPU),
 #              signed overflow in index arithmetic, out-of-bounds shifts.
@@ -19,13 +23,13 @@
 # Each starts with a control: a planted fault must be reported and its fixed
 # twin must not (tools/emu_sanitize_probe.cpp).
 #
-#   tools/emu_sanitize.sh                          # both
+#   tools/emu_sanitize.sh                          # all three
 #   EMU_SANITIZERS=thread tools/emu_sanitize.sh    # one
 #   tools/emu_sanitize.sh tests/test_pool.py       # these tests instead
 #
 # Environment: PYTHON (default: python, else python3) must have numpy, pytest,
-# pybind11 and pykernels' CPU module; EMU_SANITIZERS picks among "undefined
-# thread". Exit status non-zero when a control fails, a test fails, or
+# pybind11 and pykernels' CPU module; EMU_SANITIZERS picks among "address
+# undefined thread". Exit status non-zero when a control fails, a test fails, or
 # a sanitizer reports a finding in pykernels' CUDA sources. Reports are kept
 # in build/emu_sanitize/.
 set -euo pipefail
@@ -48,10 +52,11 @@ op_tests=(tests/test_gemm_gpu.py tests/test_conv.py tests/test_pool.py tests/tes
 control() {
   local sanitizer=$1 planted=$2 fixed=$3 variant reports
   for variant in "$planted" "$fixed"; do
-    "$CXX" -std=c++20 -O1 -g -fsanitize="$sanitizer" -pthread -D"$variant" -I"$ROOT/cuda" \
-      tools/emu_sanitize_probe.cpp -o "$LOGS/probe_$variant"
-    "$LOGS/probe_$variant" >"$LOGS/probe_$variant.log" 2>&1 || true
-    reports=$(grep -cE 'WARNING: ThreadSanitizer|runtime error:' "$LOGS/probe_$variant.log" || true)
+    "$CXX" -std=c++20 -O1 -g -fsanitize="$sanitizer" -fsanitize-recover=all -pthread \
+      -D"$variant" -I"$ROOT/cuda" tools/emu_sanitize_probe.cpp -o "$LOGS/probe_$variant"
+    ASAN_OPTIONS=halt_on_error=0 "$LOGS/probe_$variant" >"$LOGS/probe_$variant.log" 2>&1 || true
+    reports=$(grep -cE 'WARNING: ThreadSanitizer|runtime error:|ERROR: AddressSanitizer' \
+      "$LOGS/probe_$variant.log" || true)
     echo "   control $variant: $reports report(s)"
     if { [ "$variant" = "$planted" ] && [ "$reports" = 0 ]; } ||
        { [ "$variant" = "$fixed" ] && [ "$reports" != 0 ]; }; then
@@ -70,8 +75,12 @@ import pathlib, re, sys
 reports = []
 for log in pathlib.Path(sys.argv[1]).glob(sys.argv[2] + ".*"):
     text = log.read_text()
-    reports += re.split(r"^=+$", text, flags=re.M) if "ThreadSanitizer" in text else \
-        [line for line in text.splitlines() if "runtime error:" in line]
+    if "ThreadSanitizer" in text:
+        reports += re.split(r"^=+$", text, flags=re.M)
+    elif "AddressSanitizer" in text:  # a report per ERROR line, its stack below it
+        reports += re.split(r"^(?==+\d+==ERROR)", text, flags=re.M)[1:]
+    else:
+        reports += [line for line in text.splitlines() if "runtime error:" in line]
 ours = [r for r in reports if re.search(r"/cuda/[\w/]+\.(cu|cuh|h)", r)]
 print(f"   {sys.argv[2]}: {len(reports)} report(s), {len(ours)} in pykernels' CUDA sources")
 for r in ours[:5]:
@@ -81,19 +90,24 @@ PY
 }
 
 status=0
-for sanitizer in ${EMU_SANITIZERS:-undefined thread}; do
+for sanitizer in ${EMU_SANITIZERS:-address undefined thread}; do
   echo "== $sanitizer"
   preload="" tests=(tests)
   case $sanitizer in
+    # libstdc++ preloaded too: else ASan's __cxa_throw hook finds no real one
+    # in the python executable and aborts at the first C++ exception.
+    address) control address OUT_OF_BOUNDS IN_BOUNDS
+             preload="$("$CXX" -print-file-name=libasan.so) $("$CXX" -print-file-name=libstdc++.so.6)" ;;
     undefined) control undefined MISALIGNED ALIGNED ;;
     thread) control thread RACE SYNC
             preload="$("$CXX" -print-file-name=libtsan.so)" tests=("${op_tests[@]}") ;;
-    *) echo "unknown sanitizer '$sanitizer' (undefined, thread)" >&2; exit 2 ;;
+    *) echo "unknown sanitizer '$sanitizer' (address, undefined, thread)" >&2; exit 2 ;;
   esac
   [ $# -gt 0 ] && tests=("$@")
   PYKERNELS_EMU_SANITIZE=$sanitizer "$PYTHON" tests/cuda_emu.py >/dev/null  # no runtime preloaded
   PYKERNELS_EMU_SANITIZE=$sanitizer \
   UBSAN_OPTIONS="print_stacktrace=1 log_path=$LOGS/undefined" \
+  ASAN_OPTIONS="halt_on_error=0 detect_leaks=0 log_path=$LOGS/address" \
   TSAN_OPTIONS="halt_on_error=0 report_signal_unsafe=0 log_path=$LOGS/thread" \
   LD_PRELOAD="$preload" \
     "$PYTHON" -m pytest -q -p no:cacheprovider -m gpu --durations=10 "${tests[@]}" ||

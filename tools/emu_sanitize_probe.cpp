@@ -1,5 +1,5 @@
 // Controls for the emulator's checks: each kernel has a planted fault and a
-// fixed twin; tools/emu_sanitize.sh builds the first two with a sanitizer,
+// fixed twin; tools/emu_sanitize.sh builds the first three with a sanitizer,
 // which must report the fault and stay quiet on the twin, and
 // tests/test_cuda_emulator.py builds ORDER and LANES. If a planted fault is
 // not caught, the emulator no longer shows that class of bug, and a clean
@@ -8,6 +8,9 @@
 //     array, then reads its neighbour's; only SYNC puts a barrier between.
 //   MISALIGNED / ALIGNED (UndefinedBehaviorSanitizer): a float4 load one
 //     float past a 16-byte boundary, which faults on a GPU, or on it.
+//   OUT_OF_BOUNDS / IN_BOUNDS (AddressSanitizer): each thread copies one
+//     float of a 64-float heap buffer; the planted last thread reads one past
+//     its end, which memcheck reports on a GPU.
 //   ORDER (no sanitizer): every block writes its index to one element, so
 //     the last block to run wins; the answer must change when
 //     PYKERNELS_EMU_BLOCK_ORDER=reverse, or block orders are not varied.
@@ -15,6 +18,7 @@
 //     with half the lanes gone before it (returned early, or missing from a
 //     48-thread block): the emulator must fail only the last two launches.
 #include <cstdio>
+#include <cstdlib>
 
 #include "emu/cuda_emu.h"
 
@@ -39,6 +43,10 @@ __global__ void warp_sum(const float* in, float* out, unsigned int leave_from) {
   out[threadIdx.x] = v;
 }
 
+__global__ void copy_shifted(const float* in, float* out, int shift) {
+  out[threadIdx.x] = in[threadIdx.x + shift];
+}
+
 __global__ void last_block_wins(float* out) {
   if (threadIdx.x == 0) out[0] = float(blockIdx.x);
 }
@@ -49,6 +57,16 @@ int main() {
   for (int i = 0; i < 8 * 64 + 8; ++i) in[i] = float(i + 1);
 #if defined(RACE) || defined(SYNC)
   pk_emu::launch(dim3(4), dim3(64), read_neighbour)(in, out);
+#elif defined(OUT_OF_BOUNDS) || defined(IN_BOUNDS)
+  float* heap = static_cast<float*>(std::malloc(64 * sizeof(float)));
+  for (int i = 0; i < 64; ++i) heap[i] = float(i);
+#ifdef OUT_OF_BOUNDS
+  const int shift = 1;
+#else
+  const int shift = 0;
+#endif
+  pk_emu::launch(dim3(1), dim3(64), copy_shifted)(heap, out, shift);
+  std::free(heap);
 #elif defined(LANES)
   const char* cases[] = {"all lanes", "lanes 16-31 returned", "a 48-thread block"};
   const unsigned int threads[] = {32, 32, 48}, leave_from[] = {32, 16, 48};

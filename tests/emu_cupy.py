@@ -72,6 +72,28 @@ def asarray(x, dtype=None):
     return np.array(x, dtype=dtype, copy=True).view(ndarray)
 
 
+def _garbage(out):
+    """What fresh memory holds: CuPy's pool hands back blocks with whatever
+    they last held. NaN (floats) or the most negative integer makes a kernel
+    that leaves an element unwritten, or code that counts on zeros, fail its
+    test, where NumPy's fresh pages would quietly be zeros."""
+    if np.issubdtype(out.dtype, np.floating):
+        out.fill(np.nan)
+    elif np.issubdtype(out.dtype, np.integer):
+        out.fill(np.iinfo(out.dtype).min)
+    elif out.dtype == np.bool_:
+        out.fill(True)
+    return out.view(ndarray)
+
+
+def empty(shape, dtype=np.float64, order="C"):
+    return _garbage(np.empty(shape, dtype=dtype, order=order))
+
+
+def empty_like(a, dtype=None, order="K", shape=None):
+    return _garbage(np.empty_like(a, dtype=dtype, order=order, shape=shape))
+
+
 def asnumpy(x):
     return np.array(x, copy=True).view(np.ndarray)
 

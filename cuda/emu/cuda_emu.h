@@ -322,13 +322,19 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) 
   return cudaSuccess;
 }
 // Stream-ordered allocation: plain host memory here, since launches run at
-// once. PYKERNELS_EMU_MALLOC_FAIL=1 makes it fail as a full GPU would, so the
+// once, filled with NaN bytes as a pool's recycled block holds garbage (a
+// kernel that reads scratch it never wrote then fails its test).
+// PYKERNELS_EMU_MALLOC_FAIL=1 makes it fail as a full GPU would, so the
 // tests reach the callers' fallbacks.
 inline cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t) {
   const char* fail = std::getenv("PYKERNELS_EMU_MALLOC_FAIL");
   *p = fail != nullptr && std::atoi(fail) != 0 ? nullptr : std::malloc(bytes == 0 ? 1 : bytes);
-  if (*p == nullptr) pk_emu::last_error = cudaErrorMemoryAllocation;
-  return *p != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+  if (*p == nullptr) {
+    pk_emu::last_error = cudaErrorMemoryAllocation;
+    return cudaErrorMemoryAllocation;
+  }
+  std::memset(*p, 0xff, bytes);
+  return cudaSuccess;
 }
 inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) {
   std::free(p);

@@ -22,12 +22,17 @@
 
 #include "emu/cuda_emu.h"
 
+// The planted variant of a pair, or its fixed twin.
+#if defined(RACE) || defined(MISALIGNED) || defined(OUT_OF_BOUNDS)
+constexpr bool kPlanted = true;
+#else
+constexpr bool kPlanted = false;
+#endif
+
 __global__ void read_neighbour(const float* in, float* out) {
   __shared__ float slots[64];
   slots[threadIdx.x] = in[threadIdx.x];
-#ifdef SYNC
-  __syncthreads();
-#endif
+  if (!kPlanted) __syncthreads();
   out[threadIdx.x] = slots[(threadIdx.x + 1) % 64];
 }
 
@@ -60,12 +65,7 @@ int main() {
 #elif defined(OUT_OF_BOUNDS) || defined(IN_BOUNDS)
   float* heap = static_cast<float*>(std::malloc(64 * sizeof(float)));
   for (int i = 0; i < 64; ++i) heap[i] = float(i);
-#ifdef OUT_OF_BOUNDS
-  const int shift = 1;
-#else
-  const int shift = 0;
-#endif
-  pk_emu::launch(dim3(1), dim3(64), copy_shifted)(heap, out, shift);
+  pk_emu::launch(dim3(1), dim3(64), copy_shifted)(heap, out, kPlanted ? 1 : 0);
   std::free(heap);
 #elif defined(LANES)
   const char* cases[] = {"all lanes", "lanes 16-31 returned", "a 48-thread block"};
@@ -78,12 +78,7 @@ int main() {
   pk_emu::launch(dim3(8), dim3(32), last_block_wins)(out);
   std::printf("last block to run: %g\n", out[0]);
 #else
-#ifdef MISALIGNED
-  const int offset = 1;
-#else
-  const int offset = 4;
-#endif
-  pk_emu::launch(dim3(2), dim3(64), load_quad)(in, out, offset);
+  pk_emu::launch(dim3(2), dim3(64), load_quad)(in, out, kPlanted ? 1 : 4);
 #endif
   std::printf("out[63] = %g\n", out[63]);
   return 0;

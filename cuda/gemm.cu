@@ -700,8 +700,8 @@ SgemmSplit choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
   return {(k + depth - 1) / depth, depth};
 }
 
-// The partial products live in stream-ordered memory (cudaMallocAsync) from
-// the device's current pool. A pool with the default release threshold (0)
+// Scratch (StreamScratch: split-K's partial products) lives in stream-ordered
+// memory (cudaMallocAsync) from the device's current pool. A pool with the default release threshold (0)
 // hands its memory back to the driver at every synchronisation, so each call
 // would map it afresh; once per device, a threshold lets the pool keep up to
 // kKeep. (A pool that another library installed and tuned keeps any larger

@@ -787,9 +787,10 @@ SgemmSplit sgemm_auto_split(int64_t m, int64_t n, int64_t k) {
 void sgemm_partials(const SgemmSplit& split, bool trans_a, bool trans_b, int64_t m, int64_t n,
                     int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                     float* partials, cudaStream_t stream) {
-  // Slabs a multiple of the slice deep (the float4 loads' alignment), none empty.
+  // Slabs a multiple of the slice deep (the float4 loads' alignment), none
+  // empty, together covering K.
   if (split.splits < 2 || split.depth < 1 || split.depth % kSplitBK != 0 ||
-      (split.splits - 1) * split.depth >= k) {
+      (split.splits - 1) * split.depth >= k || split.splits * split.depth < k) {
     throw std::invalid_argument("sgemm_partials: not a split of K = " + std::to_string(k));
   }
   if (m == 0 || n == 0) return;

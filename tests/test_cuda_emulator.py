@@ -5,9 +5,10 @@ tools/emu_sanitize_probe.cpp.
   (conftest.py), which shows nothing unless the order really changes. The
   ORDER kernel has every block write its index to one element, so the last
   block to run wins.
-- Warp collectives: a shuffle whose mask names a lane that has exited (or
-  that a partial warp lacks) is undefined on a GPU, and the emulator must
-  fail that launch, or the tests could not catch such a kernel.
+- Warp collectives: a shuffle that reads a lane that has exited (or that a
+  partial warp lacks) gets an undefined value on a GPU, and the emulator must
+  fail that launch, or the tests could not catch such a kernel; a
+  __syncwarp that names exited lanes is defined and must pass.
 """
 
 import os
@@ -52,7 +53,8 @@ def test_block_order_can_be_reversed_and_shuffled(order_probe):
 def test_warp_collective_with_a_gone_lane_fails_the_launch(tmp_path_factory):
     exe = build_probe(tmp_path_factory, "LANES")
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
-    assert out.splitlines()[:3] == [
+    assert out.splitlines()[:4] == [
         "all lanes: cudaSuccess",
         "lanes 16-31 returned: cudaErrorIllegalInstruction",
-        "a 48-thread block: cudaErrorIllegalInstruction"]
+        "a 48-thread block: cudaErrorIllegalInstruction",
+        "__syncwarp after lanes 16-31 returned: cudaSuccess"]

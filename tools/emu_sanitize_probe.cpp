@@ -16,7 +16,9 @@
 //     PYKERNELS_EMU_BLOCK_ORDER=reverse, or block orders are not varied.
 //   LANES (no sanitizer): a full-warp shuffle sum with every lane live, then
 //     with half the lanes gone before it (returned early, or missing from a
-//     48-thread block): the emulator must fail only the last two launches.
+//     48-thread block), whose values it reads: the emulator must fail those
+//     two launches, but not a full-mask __syncwarp after lanes returned
+//     (it waits for the live lanes only, which is defined).
 #include <cstdio>
 #include <cstdlib>
 
@@ -52,6 +54,12 @@ __global__ void copy_shifted(const float* in, float* out, int shift) {
   out[threadIdx.x] = in[threadIdx.x + shift];
 }
 
+__global__ void sync_after_exit(float* out, unsigned int leave_from) {
+  if (threadIdx.x >= leave_from) return;
+  out[threadIdx.x] = 1.0f;
+  __syncwarp();
+}
+
 __global__ void last_block_wins(float* out) {
   if (threadIdx.x == 0) out[0] = float(blockIdx.x);
 }
@@ -74,6 +82,9 @@ int main() {
     pk_emu::launch(dim3(1), dim3(threads[c]), warp_sum)(in, out, leave_from[c]);
     std::printf("%s: %s\n", cases[c], cudaGetErrorName(cudaGetLastError()));
   }
+  pk_emu::launch(dim3(1), dim3(32), sync_after_exit)(out, 16);
+  std::printf("__syncwarp after lanes 16-31 returned: %s\n",
+              cudaGetErrorName(cudaGetLastError()));
 #elif defined(ORDER)
   pk_emu::launch(dim3(8), dim3(32), last_block_wins)(out);
   std::printf("last block to run: %g\n", out[0]);

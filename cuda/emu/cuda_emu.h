@@ -99,21 +99,27 @@ inline void fault(cudaError_t error) {
 
 inline std::barrier<>& warp_barrier() { return *block_state->warp_barriers[linear_thread / 32]; }
 
-// A warp collective (shuffle, __syncwarp, a wmma *_sync call) whose mask
-// names a lane that has exited, or that a partial warp lacks, is undefined
-// on a GPU (wrong values or a hang; compute-sanitizer's synccheck reports
-// it); the emulator fails the launch. Called between two barrier phases of
-// the collective: every live lane has arrived and none can have left since.
-// (Masks are only checked: every live lane of the warp takes part.)
-inline void check_lanes(unsigned int mask) {
-  if (block_state->gone[linear_thread / 32].load() & mask) fault(cudaErrorIllegalInstruction);
+// The lane rules of the warp collectives, whose breach is undefined on a GPU
+// (compute-sanitizer's synccheck reports some): the calling lane must be in
+// the mask; lanes in it that have exited are not waited for, but a shuffle
+// that reads one, or a lane that a partial warp lacks, or one outside the
+// mask, gets an undefined value; a wmma call needs the whole warp. The
+// emulator fails the launch instead. Every live lane of the warp takes part
+// in each collective here, whatever the mask.
+inline std::uint32_t lane_bit(unsigned int lane) { return 1u << (lane % 32); }
+inline std::uint32_t gone_lanes() { return block_state->gone[linear_thread / 32].load(); }
+
+// The whole warp meets, and `defined()` is asked between the two phases:
+// then every live lane has arrived and none can have left since.
+template <class Defined>
+void warp_meet(Defined defined) {
+  warp_barrier().arrive_and_wait();
+  if (!defined()) fault(cudaErrorIllegalInstruction);
+  warp_barrier().arrive_and_wait();
 }
 
-// The whole warp meets here, with the lane check between two phases.
-inline void warp_collective(unsigned int mask) {
-  warp_barrier().arrive_and_wait();
-  check_lanes(mask);
-  warp_barrier().arrive_and_wait();
+inline void whole_warp() {
+  warp_meet([] { return gone_lanes() == 0; });
 }
 
 // Every lane of the warp publishes its value, then reads its partner's.
@@ -125,7 +131,10 @@ T shuffle_from(unsigned int mask, T value, unsigned int source_lane) {
   std::memcpy(&bits, &value, sizeof(T));
   block_state->exchange[linear_thread] = bits;
   warp_barrier().arrive_and_wait();
-  check_lanes(mask);
+  const std::uint32_t source_bit = lane_bit(source_lane), own_bit = lane_bit(linear_thread);
+  if (!(mask & own_bit) || !(mask & source_bit) || (gone_lanes() & source_bit)) {
+    fault(cudaErrorIllegalInstruction);
+  }
   T result = value;
   const unsigned int source = warp_base + source_lane;
   std::memcpy(&result, &block_state->exchange[source], sizeof(T));
@@ -219,7 +228,9 @@ Launch<Params...> launch(dim3 grid, dim3 block, void (*kernel)(Params...)) {
 #define gridDim ::pk_emu::grid_dim
 
 inline void __syncthreads() { pk_emu::block_state->block_barrier.arrive_and_wait(); }
-inline void __syncwarp(unsigned int mask = 0xffffffffu) { pk_emu::warp_collective(mask); }
+inline void __syncwarp(unsigned int mask = 0xffffffffu) {
+  pk_emu::warp_meet([mask] { return (mask & pk_emu::lane_bit(pk_emu::linear_thread)) != 0; });
+}
 
 template <class T>
 T __shfl_sync(unsigned int mask, T value, int source_lane, int width = 32) {
@@ -286,8 +297,9 @@ inline const char* cudaGetErrorName(cudaError_t e) {
 }
 inline const char* cudaGetErrorString(cudaError_t e) {
   if (e == cudaErrorIllegalInstruction) {
-    return "emulator: a warp collective named a lane that had exited or does not exist, "
-           "undefined on a GPU";
+    return "emulator: a warp collective broke its lane rules (a shuffle read a lane that had "
+           "exited, does not exist or is outside the mask; the caller was outside the mask; or a "
+           "wmma call lacked part of its warp), undefined on a GPU";
   }
   return cudaGetErrorName(e);
 }

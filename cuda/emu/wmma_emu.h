@@ -64,7 +64,7 @@ void fill_fragment(Frag& frag, float value) {
 template <class Use, int M, int N, int K, class T, class Layout>
 void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& frag, const float* p, unsigned ldm) {
   using Frag = fragment<Use, M, N, K, T, Layout>;
-  ::pk_emu::warp_collective(0xffffffffu);
+  ::pk_emu::whole_warp();
   if (!fragment_address_ok(p, ldm)) return;
   for (int r = 0; r < Frag::rows; ++r)
     for (int c = 0; c < Frag::cols; ++c)
@@ -77,7 +77,7 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d,
               const fragment<matrix_a, M, N, K, TA, LA>& a,
               const fragment<matrix_b, M, N, K, TB, LB>& b,
               const fragment<accumulator, M, N, K, float>& c) {
-  ::pk_emu::warp_collective(0xffffffffu);
+  ::pk_emu::whole_warp();
   fragment<accumulator, M, N, K, float> sum = c;  // d may be c
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < N; ++j)
@@ -88,7 +88,7 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d,
 template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& frag, unsigned ldm,
                        layout_t layout) {
-  ::pk_emu::warp_collective(0xffffffffu);
+  ::pk_emu::whole_warp();
   if (!fragment_address_ok(p, ldm)) return;
   for (int e = int(::pk_emu::linear_thread % 32); e < M * N; e += 32) {
     const int r = e / N, c = e % N;

@@ -3,7 +3,7 @@
 # (cuda/emu/cuda_emu.h) built with a compiler sanitizer, under the gpu-marked
 # tests. (Two more need no sanitizer and run in every test session: the
 # emulator's blocks in a new random order each launch, and warp collectives
-# that name an exited lane; see tests/conftest.py and
+# that read an exited lane; see tests/conftest.py and
 # tests/test_cuda_emulator.py.)
 #   address    AddressSanitizer, as memcheck: a kernel reading or writing
 #              past the end of a buffer (heap or stack). Every gpu-marked

@@ -345,6 +345,16 @@ def test_gpu_layer_matches_cpu_and_reference(rng, cp, t, n, i, h):
     _assert_layer_matches_reference(got, p, x, dy, dhn, dcn)
 
 
+def _assert_recurrent_products_split(n, h):
+    """auto cuts K of both recurrent products (N x 4H x H forward, N x H x 4H
+    backward) into slabs on the current device."""
+    from pykernels import _backend
+
+    gpu, auto = _backend.require_cuda(), F.GPU_GEMM_ALGOS.index("auto")
+    assert gpu.sgemm_split_count(auto, n, 4 * h, h) > 1
+    assert gpu.sgemm_split_count(auto, n, h, 4 * h) > 1
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("scratch", ["available", "out of memory"])
 def test_gpu_layer_with_split_recurrent_products(rng, cp, monkeypatch, scratch):
@@ -359,9 +369,7 @@ def test_gpu_layer_with_split_recurrent_products(rng, cp, monkeypatch, scratch):
             pytest.skip("fails allocations on the CPU emulator only")
         monkeypatch.setenv("PYKERNELS_EMU_MALLOC_FAIL", "1")
     t, n, i, h = 3, 3, 5, 200
-    gpu, auto = _backend.require_cuda(), F.GPU_GEMM_ALGOS.index("auto")
-    assert gpu.sgemm_split_count(auto, n, 4 * h, h) > 1  # so on any GPU of 16+ SMs
-    assert gpu.sgemm_split_count(auto, n, h, 4 * h) > 1
+    _assert_recurrent_products_split(n, h)  # so on any GPU of 16+ SMs
     p = make_params(rng, n, i, h)
     x = random_f32(rng, (t, n, i), -1, 1)
     dy, dhn, dcn = (random_f32(rng, s) for s in ((t, n, h), (n, h), (n, h)))
@@ -371,11 +379,7 @@ def test_gpu_layer_with_split_recurrent_products(rng, cp, monkeypatch, scratch):
 
 def _split_recurrence_inputs(rng, cp, t, n, h):
     """Arrays for the GPU time loops, at a size whose recurrent products auto splits."""
-    from pykernels import _backend
-
-    gpu, auto = _backend.require_cuda(), F.GPU_GEMM_ALGOS.index("auto")
-    assert gpu.sgemm_split_count(auto, n, 4 * h, h) > 1
-    assert gpu.sgemm_split_count(auto, n, h, 4 * h) > 1
+    _assert_recurrent_products_split(n, h)
     shapes = dict(gates=(t, n, 4 * h), w_hh=(4 * h, h), bias=(4 * h,), h0=(n, h), c0=(n, h),
                   dy=(t, n, h), dh=(n, h), dc=(n, h))
     return {k: cp.asarray(random_f32(rng, s, -1, 1)) for k, s in shapes.items()}

@@ -12,7 +12,8 @@
 //               the next tile's loads are in flight while this one computes;
 //   warptile    vectorized with BK = 16 and a warp-level layout: each warp owns
 //               a 64x32 piece of C and each thread two 4x4 pieces of it, which
-//               keeps the shared-memory reads of a warp conflict-free;
+//               keeps the shared-memory reads of a warp conflict-free; blocks
+//               inside C load their slices without bounds checks;
 //   splitk      warptile with K cut into slabs, one per grid layer, for
 //               products with too few 128x128 tiles to fill the GPU (an LSTM
 //               step, 64 x 2048: 16 tiles for 132 SMs; a conv weight gradient,
@@ -40,6 +41,7 @@
 #include <vector>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace pk::cuda {
 namespace {
@@ -187,6 +189,36 @@ struct TileLoader {
     }
   }
 
+  // A block wholly inside op(A) or op(B) along `outer` loads its whole
+  // slices (all but a partial last one) without bounds checks, from addresses
+  // computed once per block (aim) instead of once per slice. Every issue
+  // slot those checks took is one an FMA could have used: on sm_90 the
+  // warptile rung's main loop issues 1138 instructions a slice this way,
+  // 1184 with the checks, for 1024 FFMAs (tools/sass_loops.py).
+  const float* run_start[GROUPS];
+
+  __device__ __forceinline__ void aim(const float* src, int64_t ld, int64_t outer0) {
+#pragma unroll
+    for (int g = 0; g < GROUPS; ++g) {
+      int outer, p;
+      group_origin(g, outer, p);
+      run_start[g] = K_CONTIGUOUS ? src + (outer0 + outer) * ld + p : src + p * ld + outer0 + outer;
+    }
+  }
+
+  __device__ __forceinline__ void fetch_whole(int64_t ld, int64_t k0) {
+    const int64_t offset = K_CONTIGUOUS ? k0 : k0 * ld;
+#pragma unroll
+    for (int g = 0; g < GROUPS; ++g) {
+      const float* run = run_start[g] + offset;
+      if (VEC) {
+        staged[g] = *reinterpret_cast<const float4*>(run);
+      } else {
+        staged[g] = make_float4(run[0], run[1], run[2], run[3]);
+      }
+    }
+  }
+
   __device__ __forceinline__ void commit(float* tile) const {
 #pragma unroll
     for (int g = 0; g < GROUPS; ++g) {
@@ -208,6 +240,8 @@ struct TileLoader {
 // ty*8 .. ty*8+7 and columns tx*8 .. tx*8+7 of the 128x128 block tile.
 struct BlockLayout {
   static constexpr int BM = 128, BN = 128, TM = 8, TN = 8, THREADS = 256;
+  static constexpr bool kUncheckedInterior = false;  // see tile_product
+  static constexpr int kMinBlocks = 1;                 // see WarpLayout
   __device__ static int row(int r) { return (threadIdx.x / 16) * TM + r; }
   __device__ static int col(int s) { return (threadIdx.x % 16) * TN + s; }
 };
@@ -223,6 +257,11 @@ template <int WARPS_M>
 struct WarpLayout {
   static constexpr int BM = 64 * WARPS_M, BN = 128, TM = 8, TN = 8, THREADS = 128 * WARPS_M;
   static constexpr int WM = 64, WN = 32;
+  static constexpr bool kUncheckedInterior = true;  // see tile_product
+  // Blocks per SM that __launch_bounds__ asks registers for: one 256-thread
+  // block needs 140+ registers a thread anyway; three 128-thread ones fit in
+  // 168 (ptxas: no spills), where unbounded they took up to 203 and two fit.
+  static constexpr int kMinBlocks = WARPS_M == 1 ? 3 : 1;
   __device__ static int row(int r) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     return (warp / 4) * WM + (r / 4) * 32 + (lane / 4) * 4 + r % 4;
@@ -322,45 +361,67 @@ __device__ __forceinline__ void tile_product(int64_t m, int64_t n, int64_t k, fl
   BLoader b_loader;
   constexpr int AS = ALoader::STRIDE, BS = BLoader::STRIDE;
 
-  if constexpr (!DOUBLE_BUFFER) {
-    for (int64_t k0 = 0; k0 < k; k0 += BK) {
+  // With the warp layouts (rung 6 on), a block wholly inside C reads its
+  // whole slices through the unchecked loaders (TileLoader::aim); edge
+  // blocks and a partial last slice use the checked ones. Rungs 4-5 keep
+  // the checked ones throughout: the unchecked path's pointers would take the
+  // vectorized rung past 128 registers, and its second block per SM with it.
+  // `whole` is a std::bool_constant, so each loop below is compiled with one
+  // of the two paths and no branch between them.
+  const bool interior =
+      Layout::kUncheckedInterior && row0 + Layout::BM <= m && col0 + Layout::BN <= n;
+  const int64_t whole_end = interior ? k / BK * BK : 0;
+  if (interior) {
+    a_loader.aim(a, lda, row0);
+    b_loader.aim(b, ldb, col0);
+  }
+  const auto fetch = [&](int64_t k0, auto whole) {
+    if constexpr (decltype(whole)::value) {
+      a_loader.fetch_whole(lda, k0);
+      b_loader.fetch_whole(ldb, k0);
+    } else {
       a_loader.fetch(a, lda, row0, m, k0, k);
       b_loader.fetch(b, ldb, col0, n, k0, k);
-      a_loader.commit(a_tiles[0]);
-      b_loader.commit(b_tiles[0]);
+    }
+  };
+  const auto commit = [&](int buffer) {
+    a_loader.commit(a_tiles[buffer]);
+    b_loader.commit(b_tiles[buffer]);
+  };
+
+  int64_t k0 = 0;
+  if constexpr (!DOUBLE_BUFFER) {
+    const auto slice = [&](auto whole) {
+      fetch(k0, whole);
+      commit(0);
       __syncthreads();
       math.template multiply<BK, AS, BS>(a_tiles[0], b_tiles[0]);
       __syncthreads();
-    }
+    };
+    for (; k0 < whole_end; k0 += BK) slice(std::true_type{});
+    for (; k0 < k; k0 += BK) slice(std::false_type{});
   } else {
     if (k <= 0) return math.store(c, ldc, m, n, row0, col0, alpha, beta);
-    a_loader.fetch(a, lda, row0, m, 0, k);
-    b_loader.fetch(b, ldb, col0, n, 0, k);
-    a_loader.commit(a_tiles[0]);
-    b_loader.commit(b_tiles[0]);
+    fetch(0, std::false_type{});
+    commit(0);
     __syncthreads();
     int current = 0;
-    for (int64_t k0 = 0; k0 < k; k0 += BK) {
-      const bool more = k0 + BK < k;
-      if (more) {
-        a_loader.fetch(a, lda, row0, m, k0 + BK, k);
-        b_loader.fetch(b, ldb, col0, n, k0 + BK, k);
-      }
+    const auto step = [&](bool more, auto next_whole) {
+      if (more) fetch(k0 + BK, next_whole);
       math.template multiply<BK, AS, BS>(a_tiles[current], b_tiles[current]);
-      if (more) {
-        a_loader.commit(a_tiles[current ^ 1]);
-        b_loader.commit(b_tiles[current ^ 1]);
-      }
+      if (more) commit(current ^ 1);
       __syncthreads();
       current ^= 1;
-    }
+    };
+    for (; k0 + BK < whole_end; k0 += BK) step(true, std::true_type{});
+    for (; k0 < k; k0 += BK) step(k0 + BK < k, std::false_type{});
   }
   math.store(c, ldc, m, n, row0, col0, alpha, beta);
 }
 
 template <class Layout, int BK, bool VEC, bool DOUBLE_BUFFER, bool TA, bool TB,
           class Math = CudaCoreMath<Layout>>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(Layout::THREADS, Layout::kMinBlocks)
     sgemm_tiled(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   tile_product<Layout, BK, VEC, DOUBLE_BUFFER, TA, TB, Math>(m, n, k, alpha, a, lda, b, ldb,
@@ -472,7 +533,7 @@ constexpr int kSplitBK = 16;  // the warptile rung's slice depth
 // m x n partial product. depth is a multiple of kSplitBK, so the offset
 // operands keep the 16-byte alignment that the float4 loads need.
 template <class Layout, bool VEC, bool TA, bool TB>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(Layout::THREADS, Layout::kMinBlocks)
     sgemm_partial(int64_t m, int64_t n, int64_t k, int64_t depth, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float* partials) {
   const int64_t k0 = int64_t(blockIdx.z) * depth;
@@ -655,7 +716,9 @@ LaunchPlan plan(GemmAlgo algo, bool ta, bool tb, int64_t m, int64_t n, const flo
 
 // Time of a product cut into `splits` slabs, in units of the unsplit
 // product's time on a full GPU: blocks run in waves of `resident` (one
-// 128-row block fits per SM, two 64-row ones: their register use, see
+// 128-row block per SM; two 64-row ones, which have one 128-row block's warps
+// and FMAs between them: a third fits too, see WarpLayout::kMinBlocks, but
+// adds latency hiding rather than arithmetic; register use in
 // docs/RESULTS.md), each block doing 1/splits of the work; plus the sum, which
 // reads splits + 1 floats per element of C where the product spent 2K flops
 // on it (kSumCost ~ 2 x FP32 rate / memory bandwidth in floats: about

@@ -2,6 +2,7 @@
 host copies. Without a GPU these run on the CPU emulator (see conftest.py), so
 shapes stay small: a 128x128 tile is 256 OS threads there."""
 
+import functools
 import itertools
 
 import numpy as np
@@ -28,12 +29,14 @@ def stored(rng, rows, cols, trans):
     return random_f32(rng, (cols, rows) if trans else (rows, cols))
 
 
-def check_gpu_gemm(cp, a, b, c=None, **kw):
-    """F.gemm on device copies, checked element-wise against a float64 bound."""
+def check_gpu_gemm(cp, a, b, c=None, *, to_device=None, **kw):
+    """F.gemm on device copies (made by to_device, cp.asarray by default),
+    checked element-wise against a float64 bound."""
+    to_device = to_device or cp.asarray
     expected = R.gemm(a.astype(np.float64), b.astype(np.float64),
                       None if c is None else c.astype(np.float64), **kw)
     c_dev = None if c is None else cp.asarray(c)
-    out = F.gemm(cp.asarray(a), cp.asarray(b), c_dev, **kw)
+    out = F.gemm(to_device(a), to_device(b), c_dev, **kw)
     assert isinstance(out, cp.ndarray)
     if c_dev is not None:
         assert out is c_dev
@@ -59,6 +62,31 @@ def test_every_rung_transposes_alpha_beta(rng, cp, algo, trans_a, trans_b):
     c = random_f32(rng, (m, n))
     check_gpu_gemm(cp, a, b, c, alpha=-1.5, beta=0.75, trans_a=trans_a, trans_b=trans_b,
                    algo=algo)
+
+
+def misaligned(cp, x):
+    """A device copy of x 4 bytes past a 16-byte boundary: float4 loads are off."""
+    flat = cp.empty(x.size + 1, np.float32)
+    flat[1:] = cp.asarray(x.ravel())
+    view = flat[1:].reshape(x.shape)
+    assert view.data.ptr % 16 == 4
+    return view
+
+
+# Blocks wholly inside C load their whole K slices without bounds checks
+# (TileLoader::aim/fetch_whole); edge blocks and a partial last slice are
+# checked. Both shapes have interior and edge blocks, several whole slices and
+# a partial last one: 128-row tiles (warptile, splitk's slabs, tf32) and
+# auto's 64-row ones.
+@pytest.mark.parametrize("algo", ["warptile", "splitk", "auto", "tf32"])
+@pytest.mark.parametrize("m,n,k", [(131, 133, 200), (64, 257, 77)])
+@pytest.mark.parametrize("trans_a,trans_b", TRANS)
+@pytest.mark.parametrize("layout", ["aligned", "misaligned"])
+def test_interior_blocks_read_whole_slices(rng, cp, algo, m, n, k, trans_a, trans_b, layout):
+    a, b = stored(rng, m, k, trans_a), stored(rng, k, n, trans_b)
+    check_gpu_gemm(cp, a, b, random_f32(rng, (m, n)), alpha=0.5, beta=-1.5, trans_a=trans_a,
+                   trans_b=trans_b, algo=algo,
+                   to_device=None if layout == "aligned" else functools.partial(misaligned, cp))
 
 
 @pytest.mark.parametrize("algo", RUNGS)

@@ -547,7 +547,7 @@ __global__ void __launch_bounds__(Layout::THREADS, Layout::kMinBlocks)
 // beside the rungs on a GPU, to choose the next step from measurements.
 // Plain row-major A and B only (float4 loads where aligned, as the rungs).
 //
-// The warptile rung needs 129-154 registers a thread, so one 256-thread block
+// The warptile rung needs 148-167 registers a thread, so one 256-thread block
 // fits an SM (8 warps) and every barrier idles it; capped at 128 registers
 // with BK = 8 (ptxas: no spills, where BK = 16 spills), two blocks share it,
 // for twice the barriers per K.

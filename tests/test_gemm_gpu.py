@@ -84,9 +84,9 @@ def misaligned(cp, x):
 @pytest.mark.parametrize("layout", ["aligned", "misaligned"])
 def test_interior_blocks_read_whole_slices(rng, cp, algo, m, n, k, trans_a, trans_b, layout):
     a, b = stored(rng, m, k, trans_a), stored(rng, k, n, trans_b)
+    to_device = cp.asarray if layout == "aligned" else functools.partial(misaligned, cp)
     check_gpu_gemm(cp, a, b, random_f32(rng, (m, n)), alpha=0.5, beta=-1.5, trans_a=trans_a,
-                   trans_b=trans_b, algo=algo,
-                   to_device=None if layout == "aligned" else functools.partial(misaligned, cp))
+                   trans_b=trans_b, algo=algo, to_device=to_device)
 
 
 @pytest.mark.parametrize("algo", RUNGS)

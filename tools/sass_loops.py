@@ -8,11 +8,11 @@ instructions a main loop issues bounds the fraction of the FP32 peak a kernel
 can reach, before any stall. This counts it without a GPU: it compiles
 cuda/gemm.cu to a cubin for one architecture (or reads --cubin), disassembles
 it with cuobjdump (CUDA's, or the PyPI wheel nvidia-cuda-cuobjdump), finds
-each kernel's loops (backward branches) and walks every path through a loop
-body. It reports the path a block inside C takes, where every load is in
-range and vectorised where the kernel can: the path with the most 128-bit
-global loads, then the most words loaded, then the fewest instructions; and
-what that path issues: instructions, FFMAs, shared loads and the FFMA share.
+each kernel's loops (backward branches) and, of the paths through a loop
+body, picks the one a block inside C takes, where every load is in range and
+vectorised where the kernel can: the path with the most 128-bit global loads,
+then the most words loaded, then the fewest instructions. It reports what
+that path issues: instructions, FFMAs, shared loads and the FFMA share.
 
 Kernels are picked by regular expressions over their mangled names, e.g.
 'sgemm_tiled.*WarpLayoutILi2EEELi16ELb1ELb1ELb0ELb0ENS1_12CudaCore' for the

@@ -21,8 +21,8 @@
 //               partial products are summed in a fixed order by a second kernel.
 //               `auto` takes it where a model of waves and of the sum's memory
 //               traffic (choose_split) promises 10% or more.
-// `auto` is warptile (split or not) with 64-row tiles where those compute
-// fewer rows of C than 128-row tiles would (M = 64: conv1, an LSTM step).
+// `auto` is warptile (split or not) with 64x128 tiles and 4 warps a block:
+// three blocks share an SM where one 128x128 block has it alone.
 // Beside the ladder, `tf32` runs warptile's tiles on the tensor cores with
 // inputs rounded to TF32: faster, less exact, so only when asked for.
 // Partial tiles are zero-filled on load and masked on store, so any M, N, K
@@ -247,9 +247,8 @@ struct BlockLayout {
 };
 
 // Rung 6 layout: WARPS_M x 4 warps, each owning a 64x32 piece of C (the
-// ladder's rung has 2 x 4 warps and a 128x128 tile; products with at most 64
-// rows, or 64 past a multiple of 128, take 1 x 4 and a 64x128 tile instead of
-// computing rows of zeros). Inside a warp, lane (lr, lc) = (lane / 4,
+// ladder's rung has 2 x 4 warps and a 128x128 tile; auto takes 1 x 4 and a
+// 64x128 tile, see short_tiles). Inside a warp, lane (lr, lc) = (lane / 4,
 // lane % 4) owns rows {lr*4 + 0..3} and {32 + lr*4 + 0..3} and columns
 // {lc*4 + 0..3} and {16 + lc*4 + 0..3}: the float4 reads of a warp from a
 // shared tile row then cover one contiguous span.
@@ -645,12 +644,14 @@ unsigned int ceil_div(int64_t a, int64_t b, const char* what) {
   return static_cast<unsigned int>(blocks);
 }
 
-// Auto's tile height: 64 rows where that computes fewer rows than 128 do
-// (M <= 64, or M 64 past a multiple of 128: AlexNet conv1 and an LSTM step
-// of batch 64 have M = 64, conv2 192), else the rung's 128.
+// Auto's tile height: 64 rows (WarpLayout<1>, three blocks per SM), unless M
+// needs more row blocks than a grid has (gridDim.y). Measured on an H200
+// against the rung's 128x128 tiles (one block per SM, which every barrier
+// idles): 1.70x at n = 1024 (twice the blocks, so 128 of 132 SMs busy
+// instead of 64), 1.02x at 2048, 1.13x at 4096, 1.16x at 8192.
 bool short_tiles(int64_t m) {
   constexpr int64_t kMaxRowBlocks = 65535;  // gridDim.y
-  return (m + 63) / 64 * 64 < (m + 127) / 128 * 128 && (m + 63) / 64 <= kMaxRowBlocks;
+  return (m + 63) / 64 <= kMaxRowBlocks;
 }
 
 // The warptile rung's launch; Math puts its products on the CUDA cores, or
@@ -860,18 +861,14 @@ void sgemm_partials(const SgemmSplit& split, bool trans_a, bool trans_b, int64_t
   launch_partials(split, trans_a, trans_b, m, n, k, a, lda, b, ldb, partials, stream);
 }
 
-std::vector<std::string> sgemm_tuning_variants() {
-  return {"warptile-64x128", "warptile-bk8-2blocks"};
-}
+std::vector<std::string> sgemm_tuning_variants() { return {"warptile-bk8-2blocks"}; }
 
 void sgemm_tuning(const std::string& variant, int64_t m, int64_t n, int64_t k, float alpha,
                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                   int64_t ldc, cudaStream_t stream) {
   const bool vec = float4_loads_ok(a, lda, b, ldb);
   LaunchPlan p{};
-  if (variant == "warptile-64x128") {
-    p = warptile_plan<ShortLayout>(vec, false, false, m, n);
-  } else if (variant == "warptile-bk8-2blocks") {
+  if (variant == "warptile-bk8-2blocks") {
     p = {vec ? sgemm_warptile_2blocks<true> : sgemm_warptile_2blocks<false>,
          dim3(ceil_div(n, 128, nullptr), ceil_div(m, 128, "m")), dim3(256),
          "sgemm_warptile_2blocks"};

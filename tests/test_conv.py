@@ -493,6 +493,24 @@ def test_conv2d_gpu_non_contiguous_inputs(rng, cp):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("images, channels", [(5, 257), (7, 1), (3, 1100), (130, 8)])
+def test_conv2d_gpu_bias_gradient_in_parts(rng, nan_empty, images, channels):
+    """The bias gradient sums each channel in parts of whole images (about
+    1024 blocks: 257 channels x 3 parts of 2, 2 and 1 images; one part when
+    the channels alone give that many), then the parts in order: against the
+    float64 sum, and bitwise on a repeat."""
+    cp = nan_empty
+    x = random_f32(rng, (images, 2, 5, 4))
+    w = random_f32(rng, (channels, 2, 1, 3))
+    dy = random_f32(rng, (images, channels, 5, 2)) + 3.0  # a mean, so terms don't cancel
+    db = cp.asnumpy(F.conv2d_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(w))[2])
+    want = dy.astype(np.float64).sum(axis=(0, 2, 3))
+    np.testing.assert_allclose(db, want, rtol=1e-5, atol=1e-5 * np.sqrt(images * 10))
+    again = F.conv2d_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(w))[2]
+    np.testing.assert_array_equal(db, cp.asnumpy(again))
+
+
+@pytest.mark.gpu
 def test_conv2d_gpu_empty_batch(rng, nan_empty):
     cp = nan_empty
     x = cp.asarray(np.empty((0, 3, 8, 8), np.float32))

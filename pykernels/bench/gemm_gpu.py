@@ -17,6 +17,9 @@ from .. import functional as F
 
 SIZES = (1024, 2048, 4096, 8192)
 RUNGS = ("naive", "coalesced", "smem", "regblock", "vectorized", "warptile")
+# What F.gemm runs by default on the GPU: warptile's loop on 64x128 tiles,
+# split along K where the grid would leave SMs idle.
+DEFAULT = "auto"
 # The first two rungs take seconds per call at n = 8192 and teach nothing new there.
 SLOW_RUNGS_MAX_N = 4096
 
@@ -40,7 +43,7 @@ def _max_relative_error(x, reference) -> float:
 SKINNY = (("LSTM step 64x2048x512", 64, 2048, 512),
           ("conv1 dW 64x363x75625", 64, 363, 25 * 3025),
           ("conv3 dW 384x1728x21632", 384, 1728, 128 * 169))
-SKINNY_RUNGS = ("warptile", "splitk")
+SKINNY_RUNGS = ("warptile", "splitk", DEFAULT)
 
 
 def _tuning_case(a, b, out, variant):
@@ -89,7 +92,7 @@ def run(repeats: int = 5, quick: bool = False, sizes=SIZES, skinny=SKINNY,
     rows = []
     for n in (sizes[:2] if quick else sizes):
         rungs = [r for r in RUNGS if n <= SLOW_RUNGS_MAX_N or r not in ("naive", "coalesced")]
-        rows += _time_rungs(cupy, n, n, n, rungs, repeats, peak, n, tuning)
+        rows += _time_rungs(cupy, n, n, n, [*rungs, DEFAULT], repeats, peak, n, tuning)
     for label, m, n, k in skinny[:1] if quick else skinny:
         rows += _time_rungs(cupy, m, n, k, SKINNY_RUNGS, repeats, peak, label)
     return rows

@@ -49,8 +49,6 @@ __global__ void relu_backward_vec4(const float4* __restrict__ dy, const float4* 
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
-
 }  // namespace
 
 void relu_forward(const float* x, float* y, int64_t n, cudaStream_t stream) {

@@ -40,6 +40,9 @@ inline cudaStream_t as_stream(std::uintptr_t handle) {
   return reinterpret_cast<cudaStream_t>(handle);
 }
 
+// float4 loads and stores need 16-byte alignment.
+inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+
 inline unsigned int blocks_for(int64_t work_items, int threads_per_block, unsigned int cap) {
   const int64_t blocks = (work_items + threads_per_block - 1) / threads_per_block;
   if (blocks < 1) return 1;

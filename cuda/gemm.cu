@@ -631,8 +631,6 @@ struct LaunchPlan {
   const char* name;
 };
 
-bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
-
 bool float4_loads_ok(const float* a, int64_t lda, const float* b, int64_t ldb) {
   return aligned16(a) && aligned16(b) && lda % 4 == 0 && ldb % 4 == 0;
 }

@@ -274,7 +274,11 @@ GPU_SHAPES = [(4, 3, 5, 7), (1, 1, 3, 3), (2, 5), (7, 3, 11), (3, 1, 2, 2), (1, 
               (5, 2, 1, 1), (31, 17),
               (3, 2, 47, 31),   # 4371 values per channel: two tiles of the planar layout
               (1, 3, 67, 67),   # batch 1, two tiles
-              (300, 40)]        # (N, C): three row tiles, two 32-channel groups
+              (300, 40),        # (N, C): three row tiles, two 32-channel groups
+              # S % 4 == 0: float4 chunks
+              (3, 2, 44, 36),   # 4752 values per channel: two tiles, the last partial
+              (5, 3, 4, 6),     # S = 24: a thread's chunks 1024 values apart cross images
+              (2, 2, 64, 64)]   # a tile per image
 
 
 def _gpu(cp, *arrays):
@@ -398,6 +402,30 @@ def test_gpu_runs_are_bitwise_equal(rng, cp, shape):
         results.append(_host(cp, y, mean, invstd, rmg, rvg, *grads))
     for first, second in zip(*results):
         np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(3, 2, 44, 36), (5, 3, 4, 6)])
+def test_gpu_misaligned_tensors_take_scalar_loads(rng, cp, shape):
+    """A view one float into its buffer cannot take float4 loads: the same
+    tiles summed in another order inside a thread, so close, not bitwise."""
+    x, dy = random_f32(rng, shape) * 3 + 0.5, random_f32(rng, shape)
+    size = x.size
+    buffers = cp.asarray(np.concatenate([[7.0], x.ravel(), [7.0], dy.ravel()]).astype(np.float32))
+    x_off = buffers[1:1 + size].reshape(shape)
+    dy_off = buffers[2 + size:].reshape(shape)
+    assert x_off.data.ptr % 16 != 0 and dy_off.data.ptr % 16 != 0
+    results = []
+    for xg, dyg in ((x_off, dy_off), (cp.asarray(x), cp.asarray(dy))):
+        y, mean, invstd = F.batch_norm(xg, None, None, None, None, True)
+        results.append(_host(cp, y, mean, invstd, *F.batch_norm_backward(dyg, xg, None, mean,
+                                                                         invstd)[:1]))
+    ry, rmean, rinvstd = R.batch_norm(x.astype(np.float64), None, None, None, None, True)
+    rdx = R.batch_norm_backward(dy.astype(np.float64), x.astype(np.float64), None, rmean,
+                                rinvstd)[0]
+    for got in results:
+        for value, ref in zip(got, (ry, rmean, rinvstd, rdx)):
+            np.testing.assert_allclose(value, ref, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.gpu

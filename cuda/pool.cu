@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <type_traits>
 
 namespace pk::cuda {
 namespace {
@@ -108,42 +109,72 @@ __device__ __forceinline__ I grid_stride() {
   return I(gridDim.x) * I(blockDim.x);
 }
 
-template <typename I>
+// Calls f(v, h, w) for the values v of output `at`'s window, clipped to the
+// input, in row-major order. With the window size known at compile time
+// (KH, KW > 0) every load is issued before the first call, so a thread's
+// loads are in flight together; with KH = KW = 0 (any size) each use waits
+// for its load before the next one issues. (On an H200, 3x3/2 max pooling of
+// a 98 MiB activation took 66 us that way: 52% of DRAM bandwidth.)
+template <int KH, int KW, typename I, class F>
+__device__ __forceinline__ void for_window(const float* __restrict__ x, const Geom& g,
+                                           const Where<I>& at, F f) {
+  const float* plane = x + int64_t(at.plane) * g.in_h * g.in_w;
+  if constexpr (KH > 0) {
+    const int row0 = at.row * g.sh - g.ph, col0 = at.col * g.sw - g.pw;
+    float v[KH][KW];
+#pragma unroll
+    for (int r = 0; r < KH; ++r) {
+#pragma unroll
+      for (int c = 0; c < KW; ++c) {
+        const int h = row0 + r, w = col0 + c;
+        const bool inside = h >= 0 && h < g.in_h && w >= 0 && w < g.in_w;
+        v[r][c] = inside ? plane[h * g.in_w + w] : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < KH; ++r) {
+#pragma unroll
+      for (int c = 0; c < KW; ++c) {
+        const int h = row0 + r, w = col0 + c;
+        if (h >= 0 && h < g.in_h && w >= 0 && w < g.in_w) f(v[r][c], h, w);
+      }
+    }
+  } else {
+    const Span rows = window(at.row, g.sh, g.ph, g.kh, g.in_h);
+    const Span cols = window(at.col, g.sw, g.pw, g.kw, g.in_w);
+    for (int h = rows.lo; h < rows.hi; ++h) {
+      for (int w = cols.lo; w < cols.hi; ++w) f(plane[h * g.in_w + w], h, w);
+    }
+  }
+}
+
+template <int KH, int KW, typename I>
 __global__ void max_pool_forward_kernel(const float* __restrict__ x, float* __restrict__ y,
                                         int64_t* __restrict__ indices, I total, Geom g) {
   for (I o = first_index<I>(); o < total; o += grid_stride<I>()) {
     const Where<I> at = locate(o, g.out_h, g.out_w);
-    const float* plane = x + int64_t(at.plane) * g.in_h * g.in_w;
     const Span rows = window(at.row, g.sh, g.ph, g.kh, g.in_h);
     const Span cols = window(at.col, g.sw, g.pw, g.kw, g.in_w);
     float best = __uint_as_float(0xFF800000u);  // -inf
     int best_index = rows.lo * g.in_w + cols.lo;
-    for (int h = rows.lo; h < rows.hi; ++h) {
-      for (int w = cols.lo; w < cols.hi; ++w) {
-        const float v = plane[h * g.in_w + w];
-        if (v > best || v != v) {  // first strict maximum; a NaN always taken
-          best = v;
-          best_index = h * g.in_w + w;
-        }
+    for_window<KH, KW>(x, g, at, [&](float v, int h, int w) {
+      if (v > best || v != v) {  // first strict maximum; a NaN always taken
+        best = v;
+        best_index = h * g.in_w + w;
       }
-    }
+    });
     y[o] = best;
     indices[o] = best_index;
   }
 }
 
-template <typename I>
+template <int KH, int KW, typename I>
 __global__ void avg_pool_forward_kernel(const float* __restrict__ x, float* __restrict__ y,
                                         I total, Geom g) {
   for (I o = first_index<I>(); o < total; o += grid_stride<I>()) {
     const Where<I> at = locate(o, g.out_h, g.out_w);
-    const float* plane = x + int64_t(at.plane) * g.in_h * g.in_w;
-    const Span rows = window(at.row, g.sh, g.ph, g.kh, g.in_h);
-    const Span cols = window(at.col, g.sw, g.pw, g.kw, g.in_w);
     float sum = 0.0f;
-    for (int h = rows.lo; h < rows.hi; ++h) {
-      for (int w = cols.lo; w < cols.hi; ++w) sum += plane[h * g.in_w + w];
-    }
+    for_window<KH, KW>(x, g, at, [&](float v, int, int) { sum += v; });
     y[o] = sum / avg_count(g, at.row, at.col);
   }
 }
@@ -388,13 +419,32 @@ void launch_per_element(int64_t total, const Pool2dShape& s, cudaStream_t stream
   check_launch(name);
 }
 
+// Runs launch(KH, KW) with the window size as compile-time constants for the
+// common windows (3x3: AlexNet, ResNet stems; 2x2), and 0, 0 (any size) for
+// the rest.
+template <typename Launch>
+void with_window(const Pool2dShape& s, Launch launch) {
+  using std::integral_constant;
+  if (s.kernel_h == 3 && s.kernel_w == 3) {
+    launch(integral_constant<int, 3>{}, integral_constant<int, 3>{});
+  } else if (s.kernel_h == 2 && s.kernel_w == 2) {
+    launch(integral_constant<int, 2>{}, integral_constant<int, 2>{});
+  } else {
+    launch(integral_constant<int, 0>{}, integral_constant<int, 0>{});
+  }
+}
+
 }  // namespace
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* indices,
                         cudaStream_t stream) {
-  launch_per_element(s.planes * s.out_h * s.out_w, s, stream, "max_pool_forward_kernel",
-                     [](auto zero) { return max_pool_forward_kernel<decltype(zero)>; }, x, y,
-                     indices);
+  with_window(s, [&](auto kh, auto kw) {
+    launch_per_element(s.planes * s.out_h * s.out_w, s, stream, "max_pool_forward_kernel",
+                       [](auto zero) {
+                         return max_pool_forward_kernel<decltype(kh)::value,
+                                                        decltype(kw)::value, decltype(zero)>;
+                       }, x, y, indices);
+  });
 }
 
 void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* indices, float* dx,
@@ -414,8 +464,13 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* i
 }
 
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y, cudaStream_t stream) {
-  launch_per_element(s.planes * s.out_h * s.out_w, s, stream, "avg_pool_forward_kernel",
-                     [](auto zero) { return avg_pool_forward_kernel<decltype(zero)>; }, x, y);
+  with_window(s, [&](auto kh, auto kw) {
+    launch_per_element(s.planes * s.out_h * s.out_w, s, stream, "avg_pool_forward_kernel",
+                       [](auto zero) {
+                         return avg_pool_forward_kernel<decltype(kh)::value,
+                                                        decltype(kw)::value, decltype(zero)>;
+                       }, x, y);
+  });
 }
 
 void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx, cudaStream_t stream) {

@@ -89,5 +89,21 @@ def test_profiled_cases_run(cp):
     spec = importlib.util.spec_from_file_location("profile_kernels", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert len(module.cases(cp, F, **module.TOY_SIZES)) == 8
+    assert len(module.cases(cp, F, **module.TOY_SIZES)) == 12
     assert module.main(["--toy"]) == 0
+
+
+def test_conv_workspace_sweep_rows(cp):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "conv_workspace_sweep.py"
+    spec = importlib.util.spec_from_file_location("conv_workspace_sweep", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    layers = (("tiny", 3, 5, 3, 2, 1, 9),)
+    rows = module.run(batch=3, repeats=1, caps=(2**8, 2**20), layers=layers)
+    assert_finite_rows(rows, ("ms, cap 2^8", "ms, cap 2^20", "speed-up, 2^20"))
+    assert [r["pass"] for r in rows] == ["fwd", "fwd+bwd"]
+    from pykernels._functional import conv as conv_module
+    assert conv_module._gpu_workspace_cap is None  # restored

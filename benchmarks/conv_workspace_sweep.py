@@ -1,8 +1,9 @@
 """How the GPU convolution's workspace cap moves its speed: AlexNet's five
 convolutions at batch 128, forward and forward+backward, with the cap at
-2**25 floats (the default, 128 MiB: conv1 and conv2 then run in chunks of 25
-images), 2**27 and 2**28 (one chunk for every layer), timed with CUDA events,
-interleaved, medians. An experiment to choose the default from measurements:
+2**25 floats (128 MiB, the default until this sweep: conv1 and conv2 then run
+in chunks of 25 images), 2**27 and 2**28 (1 GiB, one chunk for every layer,
+the default since), timed with CUDA events, interleaved, medians. The
+experiment that chose the default (benchmarks/results/h200-2026-11-29):
 
     python benchmarks/conv_workspace_sweep.py [--repeats 5] [--batch 128]
 """

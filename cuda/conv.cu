@@ -33,13 +33,14 @@
 // - Moving a chunk between the batch layout (S, O, P) and the GEMM's side-by-side
 //   layout (O, S*P), with the bias added on the way out: contiguous rows of P,
 //   coalesced on both sides.
-// - Bias gradient: one block per output channel, a fixed split of the (image,
-//   pixel) range over its threads and a warp-shuffle tree: deterministic, no atomics.
+// - Bias gradient: blocks of (channel, part of the images), a fixed split of
+//   each part's (image, pixel) range over its threads and a warp-shuffle
+//   tree, then the parts in order: deterministic, no atomics.
 //
 // Workspace (floats), from the caller (Python allocates it with CuPy's pool):
 //   (C*kh*kw [not pointwise] + O [S > 1]) * S * OH*OW,
-// S = the largest chunk with that <= the cap (kConvWorkspaceFloats, 2^25 floats =
-// 128 MiB by default), at least 1, at most N. So it never exceeds the cap unless
+// S = the largest chunk with that <= the cap (kConvWorkspaceFloats, 2^28 floats =
+// 1 GiB by default), at least 1, at most N. So it never exceeds the cap unless
 // one image's columns alone do (then it is one image's C*kh*kw*OH*OW).
 #include "conv.cuh"
 

@@ -511,6 +511,20 @@ def test_conv2d_gpu_bias_gradient_in_parts(rng, nan_empty, images, channels):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("gib, floats", [(141, 2**28), (16, 2**28), (8, 2**27), (4, 2**26),
+                                         (1, 2**25), (None, 2**28)])
+def test_default_gpu_workspace_cap_follows_device_memory(cp, monkeypatch, gib, floats):
+    props = {"name": b"a GPU"} if gib is None else {"totalGlobalMem": gib << 30}
+    monkeypatch.setattr(cp.cuda.runtime, "getDeviceProperties", lambda device: props)
+    conv_module._default_gpu_cap.cache_clear()
+    try:
+        cuda = pykernels._backend.cuda_module()
+        assert conv_module._default_gpu_cap(cuda, 0) == floats
+    finally:
+        conv_module._default_gpu_cap.cache_clear()
+
+
+@pytest.mark.gpu
 def test_conv2d_gpu_empty_batch(rng, nan_empty):
     cp = nan_empty
     x = cp.asarray(np.empty((0, 3, 8, 8), np.float32))

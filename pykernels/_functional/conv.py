@@ -14,8 +14,8 @@ else 1). AlexNet conv1 forward: 4.4 MB per thread at any batch size.
 
 CuPy arrays run on the GPU kernels of cuda/conv.cu (im2col + the pykernels
 GPU SGEMM), with the same validation. Their workspace comes from CuPy's
-memory pool, bounded by a cap (2**25 floats = 128 MiB unless
-`_gpu_workspace_cap` says otherwise): (C*kh*kw [not 1x1 stride-1 unpadded]
+memory pool, bounded by a cap (2**28 floats = 1 GiB, or a sixteenth of the
+memory of a GPU smaller than 16 GiB, unless `_gpu_workspace_cap` says otherwise): (C*kh*kw [not 1x1 stride-1 unpadded]
 + O [chunks of several images]) * S * OH*OW floats for chunks of S images,
 S as large as the cap allows (at least 1, at most N), so it exceeds the cap
 only when one image's columns alone do.
@@ -23,6 +23,7 @@ only when one image's columns alone do.
 
 from __future__ import annotations
 
+import functools
 import operator
 
 import numpy as np
@@ -30,7 +31,7 @@ import numpy as np
 from .._backend import accepts_cuda_interface, cpu, current_stream_ptr, require_cuda
 from .._validate import device_of, float32_contiguous, int_pair, require_float32
 
-# GPU workspace cap in floats; None = the CUDA module's default (2**25). Tests
+# GPU workspace cap in floats; None = _default_gpu_cap(). Tests
 # lower it to make the GPU path work in several chunks.
 _gpu_workspace_cap = None
 
@@ -97,11 +98,24 @@ def _device(**arrays):
     return device_of(**{k: v for k, v in arrays.items() if v is not None})
 
 
+@functools.lru_cache(maxsize=None)
+def _default_gpu_cap(cuda, device: int) -> int:
+    """The CUDA module's cap (1 GiB), lowered to a sixteenth of the memory of
+    a smaller GPU (never below 2**25 floats): the same for every call on one
+    device, so chunking, and with it the rounding, repeats."""
+    import cupy
+
+    total = cupy.cuda.runtime.getDeviceProperties(device).get("totalGlobalMem", 0)
+    if not total:
+        return cuda.conv2d_default_workspace_floats
+    return max(2**25, min(cuda.conv2d_default_workspace_floats, total // 64))
+
+
 def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups):
     """(workspace array, its size in floats, the cap it was sized for)."""
     import cupy
 
-    cap = _gpu_workspace_cap or cuda.conv2d_default_workspace_floats
+    cap = _gpu_workspace_cap or _default_gpu_cap(cuda, cupy.cuda.Device().id)
     _, floats = cuda.conv2d_workspace(list(x_shape), list(w_shape), stride, padding, dilation,
                                       groups, cap)
     return cupy.empty(floats, dtype=cupy.float32), floats, cap

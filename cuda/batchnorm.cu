@@ -23,8 +23,10 @@
 // in flight together, and planar tiles with S % 4 == 0 load float4 chunks.
 // (Before both, on an H200: the statistics and normalisation passes over a
 // 98 MiB activation took 75 us each, one load in flight per thread and some
-// 60 integer instructions per value, at 29% and 52% of DRAM bandwidth.) The tile count depends on
-// the shape only, never on the device, so results are the same on any GPU.
+// 60 integer instructions per value, at 29% and 52% of DRAM bandwidth; after,
+// 29 and 51 us.) The tile count depends on the shape only, never on the
+// device, so results are the same on any GPU (for one walk: a misaligned
+// view takes scalar loads and sums a thread's values in another order).
 //   1. partial kernel: a thread keeps its values in registers; the block sums
 //      (warp xor-shuffles, then the 8 warp totals from shared memory in warp
 //      order) x - shift (shift = the channel's first value: float sums of

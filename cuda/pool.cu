@@ -95,8 +95,8 @@ struct Where {
 template <typename I>
 __device__ __forceinline__ Where<I> locate(I e, int rows, int cols) {
   if constexpr (sizeof(I) == 4) {  // e >= 0: unsigned division is the shorter sequence
-    const unsigned r = unsigned(e) / unsigned(cols);
-    return {I(r / unsigned(rows)), int(r % unsigned(rows)), int(unsigned(e) - r * unsigned(cols))};
+    const unsigned r = unsigned(e) / unsigned(cols), u_rows = unsigned(rows);
+    return {I(r / u_rows), int(r % u_rows), int(unsigned(e) - r * unsigned(cols))};
   } else {
     const I r = e / cols;
     return {r / rows, int(r % rows), int(e - r * cols)};
@@ -129,6 +129,7 @@ __device__ __forceinline__ void for_window(const float* __restrict__ x, const Ge
   const float* plane = x + int64_t(at.plane) * g.in_h * g.in_w;
   if constexpr (KH > 0) {
     // Unsigned offsets: one wide multiply-add per load, no sign extension.
+    // Clamping needs a nonempty plane, which the binding guarantees.
     const int row0 = at.row * g.sh - g.ph, col0 = at.col * g.sw - g.pw;
     const float* row_start[KH];
     unsigned col_at[KW];

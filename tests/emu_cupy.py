@@ -152,7 +152,15 @@ def _standard_normal(size=None, dtype=np.float64):
     return _wrap(np.random.default_rng().standard_normal(size).astype(dtype))
 
 
+class _OutOfMemoryError(MemoryError):
+    """cupy.cuda.memory.OutOfMemoryError's stand-in (same arguments)."""
+
+    def __init__(self, size, total, limit=0):
+        super().__init__(f"out of memory allocating {size} bytes ({total} allocated)")
+
+
 cuda = types.SimpleNamespace(
+    memory=types.SimpleNamespace(OutOfMemoryError=_OutOfMemoryError),
     Stream=_Stream,
     ExternalStream=_ExternalStream,
     Event=_Event,

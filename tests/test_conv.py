@@ -525,6 +525,36 @@ def test_default_gpu_workspace_cap_follows_device_memory(cp, monkeypatch, gib, f
 
 
 @pytest.mark.gpu
+def test_conv2d_gpu_workspace_shrinks_when_memory_is_short(rng, cp, monkeypatch):
+    """A workspace the GPU cannot hold is retried at a quarter of its size, down
+    to one image's columns: the same results as one chunk, up to the weight
+    gradient's summation order; one image's workspace too large still raises."""
+    x, w, b, kw = _case(rng, "chunked-batch")
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    whole = _gpu_run(cp, x, w, b, dy, kw)
+    per_image = (x.shape[1] * w.shape[2] * w.shape[3] + w.shape[0]) * dy.shape[2] * dy.shape[3]
+    real_empty, asked = cp.empty, []
+
+    def empty_with_room_for(floats):
+        def empty(shape, dtype=np.float32):
+            if np.ndim(shape) == 0 and dtype == np.float32:  # the workspace, 1-D
+                asked.append(int(shape))
+                if shape > floats:
+                    raise cp.cuda.memory.OutOfMemoryError(4 * int(shape), 0)
+            return real_empty(shape, dtype=dtype)
+        return empty
+
+    monkeypatch.setattr(cp, "empty", empty_with_room_for(2 * per_image))
+    short = _gpu_run(cp, x, w, b, dy, kw)
+    assert asked[0] > 2 * per_image and asked[-1] <= 2 * per_image
+    for a, c, scale in zip(whole, short, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
+        _close(a, c, scale)
+    monkeypatch.setattr(cp, "empty", empty_with_room_for(per_image // 2))
+    with pytest.raises(cp.cuda.memory.OutOfMemoryError):
+        F.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw)
+
+
+@pytest.mark.gpu
 def test_conv2d_gpu_empty_batch(rng, nan_empty):
     cp = nan_empty
     x = cp.asarray(np.empty((0, 3, 8, 8), np.float32))

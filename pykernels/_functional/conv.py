@@ -112,13 +112,27 @@ def _default_gpu_cap(cuda, device: int) -> int:
 
 
 def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups):
-    """(workspace array, its size in floats, the cap it was sized for)."""
+    """(workspace array, its size in floats, the cap it was sized for). When
+    the GPU has no room for it, a quarter of that size, and so on down to one
+    image's columns: more chunks (the weight gradient then sums them in
+    another order) instead of an error; OutOfMemoryError only when even that
+    does not fit."""
     import cupy
 
+    def floats_for(cap):
+        return cuda.conv2d_workspace(list(x_shape), list(w_shape), stride, padding, dilation,
+                                     groups, cap)[1]
+
     cap = _gpu_workspace_cap or _default_gpu_cap(cuda, cupy.cuda.Device().id)
-    _, floats = cuda.conv2d_workspace(list(x_shape), list(w_shape), stride, padding, dilation,
-                                      groups, cap)
-    return cupy.empty(floats, dtype=cupy.float32), floats, cap
+    floats = floats_for(cap)
+    while True:
+        try:
+            return cupy.empty(floats, dtype=cupy.float32), floats, cap
+        except cupy.cuda.memory.OutOfMemoryError:
+            smaller = floats_for(max(1, floats // 4))
+            if smaller >= floats:
+                raise
+            cap, floats = max(1, floats // 4), smaller
 
 
 def _ptr(a):

@@ -15,10 +15,12 @@ else 1). AlexNet conv1 forward: 4.4 MB per thread at any batch size.
 CuPy arrays run on the GPU kernels of cuda/conv.cu (im2col + the pykernels
 GPU SGEMM), with the same validation. Their workspace comes from CuPy's
 memory pool, bounded by a cap (2**28 floats = 1 GiB, or a sixteenth of the
-memory of a GPU smaller than 16 GiB, unless `_gpu_workspace_cap` says otherwise): (C*kh*kw [not 1x1 stride-1 unpadded]
-+ O [chunks of several images]) * S * OH*OW floats for chunks of S images,
-S as large as the cap allows (at least 1, at most N), so it exceeds the cap
-only when one image's columns alone do.
+memory of a GPU smaller than 16 GiB, unless `_gpu_workspace_cap` says
+otherwise): (C*kh*kw [not 1x1 stride-1 unpadded] + O [chunks of several
+images]) * S * OH*OW floats for chunks of S images, S as large as the cap
+allows (at least 1, at most N), so it exceeds the cap only when one image's
+columns alone do. Where the pool cannot supply it, a quarter of that size is
+tried, down to one image's columns, before OutOfMemoryError is raised.
 """
 
 from __future__ import annotations

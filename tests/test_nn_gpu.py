@@ -71,3 +71,14 @@ def test_digits_training_on_gpu_reaches_cpu_accuracy(model_name):
     _, cpu_accuracy, _ = fit(model_name, epochs=2, progress=False)
     _, gpu_accuracy, _ = fit(model_name, epochs=2, progress=False, device="cuda")
     assert gpu_accuracy >= cpu_accuracy - 0.02
+
+
+@pytest.mark.real_gpu
+def test_train_command_on_cuda(tmp_path, capsys):
+    from pykernels.cli import main as cli_main
+
+    weights = tmp_path / "lenet.npz"
+    assert cli_main(["train", "lenet", "--data", "digits", "--epochs", "1", "--device", "cuda",
+                     "--out", str(weights)]) == 0
+    assert "(cuda): test accuracy" in capsys.readouterr().out
+    assert weights.exists()

@@ -13,6 +13,9 @@
 # BUNDLE, when given, is a .tar.gz of OUTDIR written at the end: the device
 # tool brings back at most 8 files, so on the lent machine run
 #   benchmarks/gpu_check.sh /tmp/gpu_check "$OUT/gpu_check.tgz"; cp /tmp/gpu_check/results.md "$OUT/"
+# The device machine's copy of .git can be the session's starting one (it was
+# on 2026-11-29), so the table's commit line is `git describe --dirty` there;
+# GPU_CHECK_COMMIT=<hash typed into the call> names the commit built instead.
 set -uo pipefail
 outdir=${1:?usage: benchmarks/gpu_check.sh OUTDIR [BUNDLE]}
 bundle=${2:-}
@@ -102,7 +105,7 @@ fi
   echo "# pykernels GPU check"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "- commit: ${GPU_CHECK_COMMIT:-$(git describe --always --dirty 2>/dev/null || echo unknown)}"
   echo "- GPU: $(tail -n +2 "$outdir/nvidia-smi.txt" | head -n 1)"
   echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($(nproc) cores)"
   echo

@@ -547,8 +547,11 @@ def test_conv2d_gpu_workspace_shrinks_when_memory_is_short(rng, cp, monkeypatch)
     monkeypatch.setattr(cp, "empty", empty_with_room_for(2 * per_image))
     short = _gpu_run(cp, x, w, b, dy, kw)
     assert asked[0] > 2 * per_image and asked[-1] <= 2 * per_image
-    for a, c, scale in zip(whole, short, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
+    cpu_results = (F.conv2d(x, w, b, **kw), *F.conv2d_backward(dy, x, w, **kw))
+    scales = (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3
+    for a, c, cpu_value, scale in zip(whole, short, cpu_results, scales):
         _close(a, c, scale)
+        _close(c, cpu_value, scale)
     monkeypatch.setattr(cp, "empty", empty_with_room_for(per_image // 2))
     with pytest.raises(cp.cuda.memory.OutOfMemoryError):
         F.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw)

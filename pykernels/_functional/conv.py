@@ -131,10 +131,11 @@ def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups):
         try:
             return cupy.empty(floats, dtype=cupy.float32), floats, cap
         except cupy.cuda.memory.OutOfMemoryError:
-            smaller = floats_for(max(1, floats // 4))
+            quarter = max(1, floats // 4)
+            smaller = floats_for(quarter)
             if smaller >= floats:
                 raise
-            cap, floats = max(1, floats // 4), smaller
+            cap, floats = quarter, smaller
 
 
 def _ptr(a):

@@ -50,6 +50,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "conv_winograd.cuh"
 #include "gemm.cuh"
 #include "pykernels/conv_geometry.h"
 
@@ -238,31 +239,6 @@ __global__ void bias_grad_sum(const float* __restrict__ sums, float* __restrict_
 
 // ---- launch helpers --------------------------------------------------------
 
-// The part count depends on the shape only (about kTargetBlocks blocks, never
-// on the device), so a shape gets the same sums on any GPU; without memory for
-// the parts' sums, one part per channel writes db directly.
-void launch_bias_grad(const ConvGeometry& s, const float* dy, float* db, cudaStream_t stream) {
-  constexpr int64_t kTargetBlocks = 1024, kMaxGridY = 65535;
-  const int64_t plane = s.out_plane();
-  const int64_t wanted = std::max<int64_t>(1, std::min(s.n, kTargetBlocks / s.o));
-  int64_t per_part = std::max<int64_t>(1, (s.n + wanted - 1) / wanted);
-  int64_t parts = std::max<int64_t>(1, (s.n + per_part - 1) / per_part);  // none empty
-  const StreamScratch sums(parts > 1 ? s.o * parts : 0, stream);
-  if (sums.data() == nullptr) {
-    parts = 1;
-    per_part = std::max<int64_t>(1, s.n);
-  }
-  float* out = parts > 1 ? sums.data() : db;
-  const dim3 grid(unsigned(parts), unsigned(std::min(s.o, kMaxGridY)));
-  PK_LAUNCH(grid, kReduceThreads, 0, stream, bias_grad_parts)(dy, out, s.n, s.o, plane, per_part);
-  check_launch("bias_grad_parts");
-  if (parts > 1) {
-    PK_LAUNCH(blocks_for(s.o, kReduceThreads, 65535u), kReduceThreads, 0, stream,
-              bias_grad_sum)(out, db, s.o, parts);
-    check_launch("bias_grad_sum");
-  }
-}
-
 void launch_im2col(const ConvGeometry& s, const float* x, float* cols, int64_t images,
                    ColsLayout layout, cudaStream_t stream) {
   if (images == 0 || s.c == 0) return;
@@ -341,13 +317,54 @@ void ConvGeometry::finish() {
   if (!fits) fail("convolution too large: its column matrix would not fit in memory");
 }
 
-int64_t conv2d_chunk_images(const ConvGeometry& s, int64_t max_floats) {
+// The part count depends on the shape only (about kTargetBlocks blocks, never
+// on the device), so a shape gets the same sums on any GPU; without memory for
+// the parts' sums, one part per channel writes db directly.
+void conv2d_bias_grad(const ConvGeometry& s, const float* dy, float* db, cudaStream_t stream) {
+  constexpr int64_t kTargetBlocks = 1024, kMaxGridY = 65535;
+  const int64_t plane = s.out_plane();
+  const int64_t wanted = std::max<int64_t>(1, std::min(s.n, kTargetBlocks / s.o));
+  int64_t per_part = std::max<int64_t>(1, (s.n + wanted - 1) / wanted);
+  int64_t parts = std::max<int64_t>(1, (s.n + per_part - 1) / per_part);  // none empty
+  const StreamScratch sums(parts > 1 ? s.o * parts : 0, stream);
+  if (sums.data() == nullptr) {
+    parts = 1;
+    per_part = std::max<int64_t>(1, s.n);
+  }
+  float* out = parts > 1 ? sums.data() : db;
+  const dim3 grid(unsigned(parts), unsigned(std::min(s.o, kMaxGridY)));
+  PK_LAUNCH(grid, kReduceThreads, 0, stream, bias_grad_parts)(dy, out, s.n, s.o, plane, per_part);
+  check_launch("bias_grad_parts");
+  if (parts > 1) {
+    PK_LAUNCH(blocks_for(s.o, kReduceThreads, 65535u), kReduceThreads, 0, stream,
+              bias_grad_sum)(out, db, s.o, parts);
+    check_launch("bias_grad_sum");
+  }
+}
+
+ConvAlgo conv2d_algo(const ConvGeometry& s, ConvAlgo requested) {
+  switch (requested) {
+    case ConvAlgo::Auto:
+    case ConvAlgo::Im2col:
+      return ConvAlgo::Im2col;
+    case ConvAlgo::Winograd: {
+      const std::string why = winograd_unsupported(s);
+      if (!why.empty()) throw std::invalid_argument(why);
+      return ConvAlgo::Winograd;
+    }
+  }
+  throw std::invalid_argument("unknown convolution algorithm " + std::to_string(int(requested)));
+}
+
+int64_t conv2d_chunk_images(const ConvGeometry& s, int64_t max_floats, ConvAlgo algo) {
+  if (algo == ConvAlgo::Winograd) return winograd_chunk_images(s, max_floats);
   if (s.is_pointwise() || s.n <= 1) return 1;
   const int64_t per_image = (s.col_rows() + s.o) * s.out_plane();
   return std::clamp<int64_t>(max_floats / std::max<int64_t>(1, per_image), 1, s.n);
 }
 
-int64_t conv2d_workspace_floats(const ConvGeometry& s, int64_t chunk) {
+int64_t conv2d_workspace_floats(const ConvGeometry& s, int64_t chunk, ConvAlgo algo) {
+  if (algo == ConvAlgo::Winograd) return winograd_workspace_floats(s, chunk);
   if (s.n == 0) return 0;
   chunk = std::clamp<int64_t>(chunk, 1, s.n);
   const int64_t out = chunk > 1 ? s.o * chunk * s.out_plane() : 0;
@@ -363,7 +380,11 @@ void col2im(const ConvGeometry& s, const float* cols, float* x, cudaStream_t str
 }
 
 void conv2d_forward(const ConvGeometry& s, const float* x, const float* weight, const float* bias,
-                    float* y, float* workspace, int64_t chunk, cudaStream_t stream) {
+                    float* y, float* workspace, int64_t chunk, cudaStream_t stream,
+                    ConvAlgo algo) {
+  if (algo == ConvAlgo::Winograd) {
+    return winograd_forward(s, x, weight, bias, y, workspace, chunk, stream);
+  }
   if (s.n == 0 || s.o == 0) return;
   if (s.is_pointwise()) chunk = 1;
   const int64_t plane = s.out_plane(), og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
@@ -387,9 +408,12 @@ void conv2d_forward(const ConvGeometry& s, const float* x, const float* weight, 
 
 void conv2d_backward(const ConvGeometry& s, const float* dy, const float* x, const float* weight,
                      float* dx, float* dweight, float* dbias, float* workspace, int64_t chunk,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, ConvAlgo algo) {
+  if (algo == ConvAlgo::Winograd) {
+    return winograd_backward(s, dy, x, weight, dx, dweight, dbias, workspace, chunk, stream);
+  }
   const int64_t plane = s.out_plane(), og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
-  if (dbias != nullptr && s.o > 0) launch_bias_grad(s, dy, dbias, stream);
+  if (dbias != nullptr && s.o > 0) conv2d_bias_grad(s, dy, dbias, stream);
   if (dweight != nullptr && s.n == 0 && s.o * kg > 0) {
     check(cudaMemsetAsync(dweight, 0, sizeof(float) * s.o * kg, stream), "cudaMemsetAsync");
   }

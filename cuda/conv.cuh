@@ -28,13 +28,27 @@ struct ConvGeometry : ConvDims {
 // as fast, forward+backward 1.15-1.30x.
 constexpr int64_t kConvWorkspaceFloats = int64_t{1} << 28;
 
-// Images per chunk S for a workspace cap of `max_floats`: the largest S <= n
-// with (C*kh*kw + O) * S * OH*OW <= max_floats, at least 1; 1 when pointwise.
-int64_t conv2d_chunk_images(const ConvGeometry& s, int64_t max_floats);
+// Which algorithm runs a convolution; the numbers are the Python binding's.
+// Auto is im2col: Winograd's speed on a GPU is still to be measured.
+enum class ConvAlgo : int { Auto = 0, Im2col = 1, Winograd = 2 };
+
+// The algorithm `requested` resolves to for this geometry; throws
+// std::invalid_argument (naming the parameter) when Winograd cannot run it.
+ConvAlgo conv2d_algo(const ConvGeometry& s, ConvAlgo requested);
+
+// Images per chunk S for a workspace cap of `max_floats`, for im2col: the
+// largest S <= n with (C*kh*kw + O) * S * OH*OW <= max_floats, at least 1; 1
+// when pointwise. Winograd: see conv_winograd.cuh.
+int64_t conv2d_chunk_images(const ConvGeometry& s, int64_t max_floats,
+                            ConvAlgo algo = ConvAlgo::Im2col);
 
 // Floats of workspace conv2d_forward / conv2d_backward need with chunks of
-// `chunk` images: (C*kh*kw [not pointwise] + O [chunk > 1]) * chunk * OH*OW.
-int64_t conv2d_workspace_floats(const ConvGeometry& s, int64_t chunk);
+// `chunk` images; im2col: (C*kh*kw [not pointwise] + O [chunk > 1]) * chunk * OH*OW.
+int64_t conv2d_workspace_floats(const ConvGeometry& s, int64_t chunk,
+                                ConvAlgo algo = ConvAlgo::Im2col);
+
+// db[o] = sum of dy[:, o] over images and pixels, in a fixed order.
+void conv2d_bias_grad(const ConvGeometry& s, const float* dy, float* db, cudaStream_t stream);
 
 // cols (n, c*kh*kw, oh*ow) from x (n, c, h, w): torch.nn.functional.unfold.
 void im2col(const ConvGeometry& s, const float* x, float* cols, cudaStream_t stream);
@@ -44,9 +58,11 @@ void im2col(const ConvGeometry& s, const float* x, float* cols, cudaStream_t str
 void col2im(const ConvGeometry& s, const float* cols, float* x, cudaStream_t stream);
 
 // y (n, o, oh, ow) = conv(x, weight) + bias (bias may be null). `workspace`
-// holds conv2d_workspace_floats(s, chunk) floats; chunk = conv2d_chunk_images.
+// holds conv2d_workspace_floats(s, chunk, algo) floats; chunk =
+// conv2d_chunk_images(s, cap, algo); algo as conv2d_algo resolved it.
 void conv2d_forward(const ConvGeometry& s, const float* x, const float* weight, const float* bias,
-                    float* y, float* workspace, int64_t chunk, cudaStream_t stream);
+                    float* y, float* workspace, int64_t chunk, cudaStream_t stream,
+                    ConvAlgo algo = ConvAlgo::Im2col);
 
 // dx (n, c, h, w), dweight (o, c/groups, kh, kw), dbias (o) from dy
 // (n, o, oh, ow); any output may be null to skip it. Deterministic: the
@@ -54,6 +70,6 @@ void conv2d_forward(const ConvGeometry& s, const float* x, const float* weight, 
 // a fixed-order block reduction, dx a gather.
 void conv2d_backward(const ConvGeometry& s, const float* dy, const float* x, const float* weight,
                      float* dx, float* dweight, float* dbias, float* workspace, int64_t chunk,
-                     cudaStream_t stream);
+                     cudaStream_t stream, ConvAlgo algo = ConvAlgo::Im2col);
 
 }  // namespace pk::cuda

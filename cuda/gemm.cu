@@ -528,18 +528,23 @@ struct TensorCoreMath {
 
 constexpr int kSplitBK = 16;  // the warptile rung's slice depth
 
-// Block (x, y, z) multiplies the z-th `depth`-deep slab of K into its own
-// m x n partial product. depth is a multiple of kSplitBK, so the offset
-// operands keep the 16-byte alignment that the float4 loads need.
+// Block (x, y, z) multiplies batch entry z % count over the (z / count)-th
+// `depth`-deep slab of K, into c + z * strides.c (entry e's slab j at
+// c + (j * count + e) * strides.c). One slab (depth >= k): a strided batched
+// product; one entry: split-K's partial products. depth is a multiple of
+// kSplitBK, so the offset operands keep the 16-byte alignment that the float4
+// loads need (the callers check the strides for it).
 template <class Layout, bool VEC, bool TA, bool TB>
 __global__ void __launch_bounds__(Layout::THREADS, Layout::kMinBlocks)
-    sgemm_partial(int64_t m, int64_t n, int64_t k, int64_t depth, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float* partials) {
-  const int64_t k0 = int64_t(blockIdx.z) * depth;
+    sgemm_strided(int64_t m, int64_t n, int64_t k, int64_t depth, int64_t count, float alpha,
+                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                  int64_t ldc, BatchStrides strides) {
+  const int64_t entry = blockIdx.z % count, k0 = int64_t(blockIdx.z / count) * depth;
   const int64_t slab = k - k0 < depth ? k - k0 : depth;
-  tile_product<Layout, kSplitBK, VEC, true, TA, TB>(
-      m, n, slab, 1.0f, a + (TA ? k0 * lda : k0), lda, b + (TB ? k0 : k0 * ldb), ldb, 0.0f,
-      partials + int64_t(blockIdx.z) * m * n, n);
+  a += entry * strides.a + (TA ? k0 * lda : k0);
+  b += entry * strides.b + (TB ? k0 : k0 * ldb);
+  tile_product<Layout, kSplitBK, VEC, true, TA, TB>(m, n, slab, alpha, a, lda, b, ldb, beta,
+                                                    c + int64_t(blockIdx.z) * strides.c, ldc);
 }
 
 // ---- tuning candidates: not rungs; `pykernels bench gemm-gpu` times them
@@ -609,20 +614,20 @@ KernelFn tiled_kernel(bool vec, bool ta, bool tb) {
              : tiled_kernel<Layout, BK, false, DOUBLE_BUFFER, Math>(ta, tb);
 }
 
-using PartialFn = void (*)(int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                           const float*, int64_t, float*);
+using StridedFn = void (*)(int64_t, int64_t, int64_t, int64_t, int64_t, float, const float*,
+                           int64_t, const float*, int64_t, float, float*, int64_t, BatchStrides);
 
 template <class Layout, bool VEC>
-PartialFn partial_kernel(bool ta, bool tb) {
+StridedFn strided_kernel(bool ta, bool tb) {
   if (ta) {
-    return tb ? sgemm_partial<Layout, VEC, true, true> : sgemm_partial<Layout, VEC, true, false>;
+    return tb ? sgemm_strided<Layout, VEC, true, true> : sgemm_strided<Layout, VEC, true, false>;
   }
-  return tb ? sgemm_partial<Layout, VEC, false, true> : sgemm_partial<Layout, VEC, false, false>;
+  return tb ? sgemm_strided<Layout, VEC, false, true> : sgemm_strided<Layout, VEC, false, false>;
 }
 
 template <class Layout>
-PartialFn partial_kernel(bool vec, bool ta, bool tb) {
-  return vec ? partial_kernel<Layout, true>(ta, tb) : partial_kernel<Layout, false>(ta, tb);
+StridedFn strided_kernel(bool vec, bool ta, bool tb) {
+  return vec ? strided_kernel<Layout, true>(ta, tb) : strided_kernel<Layout, false>(ta, tb);
 }
 
 struct LaunchPlan {
@@ -759,9 +764,7 @@ SgemmSplit choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
     }
   }
   if (splits < 2) return {};
-  const int64_t per_slab = (k + splits - 1) / splits;
-  const int64_t depth = (per_slab + kSplitBK - 1) / kSplitBK * kSplitBK;
-  return {(k + depth - 1) / depth, depth};
+  return sgemm_split_into(k, splits);
 }
 
 // Scratch (StreamScratch: split-K's partial products) lives in stream-ordered
@@ -770,6 +773,12 @@ SgemmSplit choose_split(int64_t m, int64_t n, int64_t k, bool forced) {
 // would map it afresh; once per device, a threshold lets the pool keep up to
 // kKeep. (A pool that another library installed and tuned keeps any larger
 // threshold it had.)
+// Slabs of `depth` (a whole number of kSplitBK slices) that cover K with none empty.
+bool is_split_of(const SgemmSplit& split, int64_t k) {
+  return split.depth >= 1 && split.depth % kSplitBK == 0 && (split.splits - 1) * split.depth < k &&
+         split.splits * split.depth >= k;
+}
+
 void keep_pool_memory() {
   constexpr std::uint64_t kKeep = std::uint64_t{256} << 20;
   static std::mutex mutex;
@@ -793,19 +802,36 @@ void keep_pool_memory() {
   }
 }
 
-void launch_partials(const SgemmSplit& split, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-                     const float* a, int64_t lda, const float* b, int64_t ldb, float* partials,
-                     cudaStream_t stream) {
-  const bool vec = float4_loads_ok(a, lda, b, ldb);
+// Grid z is entries x slabs: (count * splits) layers of sgemm_strided.
+void launch_strided(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const SgemmSplit& split,
+                    int64_t count, float alpha, const float* a, int64_t lda, const float* b,
+                    int64_t ldb, float beta, float* c, int64_t ldc, BatchStrides strides,
+                    cudaStream_t stream) {
+  constexpr int64_t kMaxLayers = 65535;  // gridDim.z
+  const int64_t splits = std::max<int64_t>(1, split.splits);
+  if (count > kMaxLayers / splits) {
+    throw std::invalid_argument("sgemm: " + std::to_string(count) + " products x " +
+                                std::to_string(splits) + " slabs exceed the grid's 65535 layers");
+  }
+  const bool vec = float4_loads_ok(a, lda, b, ldb) && strides.a % 4 == 0 && strides.b % 4 == 0;
   const bool short_layout = short_tiles(m);
   const int tile_rows = short_layout ? ShortLayout::BM : TallLayout::BM;
   const int threads = short_layout ? ShortLayout::THREADS : TallLayout::THREADS;
-  const PartialFn kernel = short_layout ? partial_kernel<ShortLayout>(vec, ta, tb)
-                                        : partial_kernel<TallLayout>(vec, ta, tb);
-  const dim3 grid(ceil_div(n, 128, nullptr), ceil_div(m, tile_rows, "m"), unsigned(split.splits));
-  PK_LAUNCH(grid, dim3(threads), 0, stream, kernel)(m, n, k, split.depth, a, lda, b, ldb,
-                                                    partials);
-  check_launch("sgemm_partial");
+  const StridedFn kernel = short_layout ? strided_kernel<ShortLayout>(vec, ta, tb)
+                                        : strided_kernel<TallLayout>(vec, ta, tb);
+  const dim3 grid(ceil_div(n, 128, nullptr), ceil_div(m, tile_rows, "m"),
+                  unsigned(count * splits));
+  const int64_t depth = splits > 1 ? split.depth : std::max<int64_t>(k, 1);
+  PK_LAUNCH(grid, dim3(threads), 0, stream, kernel)(m, n, k, depth, count, alpha, a, lda, b, ldb,
+                                                    beta, c, ldc, strides);
+  check_launch("sgemm_strided");
+}
+
+void launch_partials(const SgemmSplit& split, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                     const float* a, int64_t lda, const float* b, int64_t ldb, float* partials,
+                     cudaStream_t stream) {
+  launch_strided(ta, tb, m, n, k, split, 1, 1.0f, a, lda, b, ldb, 0.0f, partials, n,
+                 {0, 0, m * n}, stream);
 }
 
 // false when no memory could be had for the partial products (then nothing
@@ -841,6 +867,14 @@ StreamScratch::~StreamScratch() {
   if (data_ != nullptr) cudaFreeAsync(data_, stream_);
 }
 
+SgemmSplit sgemm_split_into(int64_t k, int64_t splits) {
+  splits = std::clamp<int64_t>(splits, 1, std::max<int64_t>(1, k / kSplitBK));
+  if (splits < 2) return {};
+  const int64_t per_slab = (k + splits - 1) / splits;
+  const int64_t depth = (per_slab + kSplitBK - 1) / kSplitBK * kSplitBK;
+  return {(k + depth - 1) / depth, depth};
+}
+
 SgemmSplit sgemm_auto_split(int64_t m, int64_t n, int64_t k) {
   if (m == 0 || n == 0) return {};
   return choose_split(m, n, k, false);
@@ -851,12 +885,23 @@ void sgemm_partials(const SgemmSplit& split, bool trans_a, bool trans_b, int64_t
                     float* partials, cudaStream_t stream) {
   // Slabs a multiple of the slice deep (the float4 loads' alignment), none
   // empty, together covering K.
-  if (split.splits < 2 || split.depth < 1 || split.depth % kSplitBK != 0 ||
-      (split.splits - 1) * split.depth >= k || split.splits * split.depth < k) {
+  if (split.splits < 2 || !is_split_of(split, k)) {
     throw std::invalid_argument("sgemm_partials: not a split of K = " + std::to_string(k));
   }
   if (m == 0 || n == 0) return;
   launch_partials(split, trans_a, trans_b, m, n, k, a, lda, b, ldb, partials, stream);
+}
+
+void sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                   int64_t ldc, int64_t count, BatchStrides strides, const SgemmSplit& split,
+                   cudaStream_t stream) {
+  if (split.splits > 1 && !is_split_of(split, k)) {
+    throw std::invalid_argument("sgemm_batched: not a split of K = " + std::to_string(k));
+  }
+  if (m == 0 || n == 0 || count == 0) return;
+  launch_strided(trans_a, trans_b, m, n, k, split, count, alpha, a, lda, b, ldb, beta, c, ldc,
+                 strides, stream);
 }
 
 std::vector<std::string> sgemm_tuning_variants() { return {"warptile-bk8-2blocks"}; }

@@ -48,6 +48,26 @@ void sgemm_partials(const SgemmSplit& split, bool trans_a, bool trans_b, int64_t
                     int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                     float* partials, cudaStream_t stream);
 
+// K cut into `splits` slabs (at least 1, at most one per kSplitBK-deep
+// slice), each a whole number of slices deep: depends on k and splits only.
+SgemmSplit sgemm_split_into(int64_t k, int64_t splits);
+
+// Element offsets between consecutive products of a batch.
+struct BatchStrides {
+  int64_t a = 0, b = 0, c = 0;
+};
+
+// `count` products in one launch, C_e = alpha op(A_e) op(B_e) + beta C_e with
+// A_e = a + e * strides.a (likewise B_e, C_e), each as sgemm's auto without
+// its split. With split.splits > 1 (a split of K from sgemm_split_into), slab j
+// of product e is written, alpha and beta applied, to c + (j * count + e) *
+// strides.c: the caller adds the slabs up (Slabs in splitk.cuh), in order.
+// Operand strides that are multiples of 4 keep the float4 loads.
+void sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                   int64_t ldc, int64_t count, BatchStrides strides, const SgemmSplit& split,
+                   cudaStream_t stream);
+
 // Scratch floats in stream-ordered memory (cudaMallocAsync from the device's
 // pool), handed back on the stream when it goes out of scope. data() is null
 // when `floats` is 0 or the memory cannot be had: callers then take a path

@@ -603,15 +603,24 @@ def test_gpu_binding_rechecks_geometry_and_workspace(cp):
     with pytest.raises(ValueError, match=f"workspace holds {need - 1} floats, this convolution "
                                          f"needs {need}"):
         cuda.conv2d_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, ws.data.ptr, need - 1, *args,
-                            1, 1 << 20, 0)
+                            1, 1 << 20, 0, 0)
+    # Winograd needs its own, larger workspace: the im2col one is refused.
+    winograd_need = cuda.conv2d_workspace(*args, 1, 1 << 20, 2)[1]
+    assert winograd_need > need
+    with pytest.raises(ValueError, match=f"this convolution needs {winograd_need}"):
+        cuda.conv2d_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, ws.data.ptr, need, *args,
+                            1, 1 << 20, 2, 0)
+    with pytest.raises(ValueError, match=r"algo must be 0 \(auto\), 1 \(im2col\) or 2"):
+        cuda.conv2d_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, ws.data.ptr, need, *args,
+                            1, 1 << 20, 3, 0)
     with pytest.raises(ValueError, match="groups=2 must divide"):
         cuda.conv2d_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, ws.data.ptr, need, *args, 2,
-                            1 << 20, 0)
+                            1 << 20, 0, 0)
     with pytest.raises(ValueError, match="output size would be below 1"):
         cuda.im2col(x.data.ptr, y.data.ptr, [2, 3, 8, 8], (9, 9), (1, 1), (0, 0), (1, 1), 0)
     with pytest.raises(ValueError, match="null device pointer"):
         cuda.conv2d_backward(0, x.data.ptr, w.data.ptr, 0, 0, 0, ws.data.ptr, need, *args, 1,
-                             1 << 20, 0)
+                             1 << 20, 0, 0)
 
 
 @pytest.mark.gpu

@@ -14,6 +14,7 @@
 
 #include "bind/common.h"
 #include "conv.cuh"
+#include "conv_winograd.cuh"
 
 namespace pk::cuda::bind {
 namespace {
@@ -55,19 +56,27 @@ ConvGeometry conv_geometry(const Shape& x_shape, const Shape& w_shape, Pair stri
   return s;
 }
 
+ConvAlgo as_algo(int algo) {
+  if (algo < int(ConvAlgo::Auto) || algo > int(ConvAlgo::Winograd)) {
+    throw std::invalid_argument("algo must be 0 (auto), 1 (im2col) or 2 (winograd), got " +
+                                std::to_string(algo));
+  }
+  return ConvAlgo(algo);
+}
+
 // (images per chunk, workspace floats) for a workspace cap of max_floats.
-std::pair<int64_t, int64_t> plan(const ConvGeometry& s, int64_t max_floats) {
+std::pair<int64_t, int64_t> plan(const ConvGeometry& s, int64_t max_floats, ConvAlgo algo) {
   if (max_floats < 1) {
     throw std::invalid_argument("max_workspace_floats must be >= 1, got " +
                                 std::to_string(max_floats));
   }
-  const int64_t chunk = conv2d_chunk_images(s, max_floats);
-  return {chunk, conv2d_workspace_floats(s, chunk)};
+  const int64_t chunk = conv2d_chunk_images(s, max_floats, algo);
+  return {chunk, conv2d_workspace_floats(s, chunk, algo)};
 }
 
 int64_t checked_chunk(const ConvGeometry& s, std::uintptr_t workspace, int64_t workspace_floats,
-                      int64_t max_floats) {
-  const auto [chunk, need] = plan(s, max_floats);
+                      int64_t max_floats, ConvAlgo algo) {
+  const auto [chunk, need] = plan(s, max_floats, algo);
   if (workspace_floats < need) {
     throw std::invalid_argument("workspace holds " + std::to_string(workspace_floats) +
                                 " floats, this convolution needs " + std::to_string(need));
@@ -89,26 +98,28 @@ float* optional_ptr(std::uintptr_t p) { return p == 0 ? nullptr : mptr(p); }
 void forward(std::uintptr_t x, std::uintptr_t weight, std::uintptr_t bias, std::uintptr_t y,
              std::uintptr_t workspace, int64_t workspace_floats, const Shape& x_shape,
              const Shape& w_shape, Pair stride, Pair padding, Pair dilation, int64_t groups,
-             int64_t max_workspace_floats, std::uintptr_t stream) {
+             int64_t max_workspace_floats, int algo, std::uintptr_t stream) {
   const ConvGeometry s = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups);
-  const int64_t chunk = checked_chunk(s, workspace, workspace_floats, max_workspace_floats);
+  const ConvAlgo chosen = conv2d_algo(s, as_algo(algo));
+  const int64_t chunk = checked_chunk(s, workspace, workspace_floats, max_workspace_floats, chosen);
   check_conv_pointers(s, x, weight, y);
   py::gil_scoped_release release;
   conv2d_forward(s, cptr(x), cptr(weight), optional_ptr(bias), mptr(y), mptr(workspace), chunk,
-                 as_stream(stream));
+                 as_stream(stream), chosen);
 }
 
 void backward(std::uintptr_t dy, std::uintptr_t x, std::uintptr_t weight, std::uintptr_t dx,
               std::uintptr_t dweight, std::uintptr_t dbias, std::uintptr_t workspace,
               int64_t workspace_floats, const Shape& x_shape, const Shape& w_shape, Pair stride,
               Pair padding, Pair dilation, int64_t groups, int64_t max_workspace_floats,
-              std::uintptr_t stream) {
+              int algo, std::uintptr_t stream) {
   const ConvGeometry s = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups);
-  const int64_t chunk = checked_chunk(s, workspace, workspace_floats, max_workspace_floats);
+  const ConvAlgo chosen = conv2d_algo(s, as_algo(algo));
+  const int64_t chunk = checked_chunk(s, workspace, workspace_floats, max_workspace_floats, chosen);
   check_conv_pointers(s, x, weight, dy);
   py::gil_scoped_release release;
   conv2d_backward(s, cptr(dy), cptr(x), cptr(weight), optional_ptr(dx), optional_ptr(dweight),
-                  optional_ptr(dbias), mptr(workspace), chunk, as_stream(stream));
+                  optional_ptr(dbias), mptr(workspace), chunk, as_stream(stream), chosen);
 }
 
 void unfold(std::uintptr_t x, std::uintptr_t cols, const Shape& x_shape, Pair kernel, Pair stride,
@@ -135,22 +146,34 @@ void register_conv(py::module_& m) {
   m.def(
       "conv2d_workspace",
       [](const Shape& x_shape, const Shape& w_shape, Pair stride, Pair padding, Pair dilation,
-         int64_t groups, int64_t max_workspace_floats) {
-        return plan(conv_geometry(x_shape, w_shape, stride, padding, dilation, groups),
-                    max_workspace_floats);
+         int64_t groups, int64_t max_workspace_floats, int algo) {
+        const ConvGeometry s = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups);
+        return plan(s, max_workspace_floats, conv2d_algo(s, as_algo(algo)));
       },
       py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"), py::arg("max_workspace_floats"),
+      py::arg("dilation"), py::arg("groups"), py::arg("max_workspace_floats"), py::arg("algo") = 0,
       "(images per chunk, workspace floats) of conv2d forward/backward under a workspace cap");
+  m.def(
+      "conv2d_winograd_unsupported",
+      [](const Shape& x_shape, const Shape& w_shape, Pair stride, Pair padding, Pair dilation,
+         int64_t groups) {
+        return winograd_unsupported(
+            conv_geometry(x_shape, w_shape, stride, padding, dilation, groups));
+      },
+      py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"),
+      "why algo='winograd' cannot run this convolution, or '' when it can");
+  m.def("winograd_matrices", &winograd_matrices, py::arg("kernel_size"),
+        "[A^T, G, B^T] of F(4x4, r x r) as compiled in, each row-major and flattened");
   m.def("conv2d_forward", &forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("y"), py::arg("workspace"), py::arg("workspace_floats"), py::arg("x_shape"),
         py::arg("w_shape"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("groups"), py::arg("max_workspace_floats"), py::arg("stream"));
+        py::arg("groups"), py::arg("max_workspace_floats"), py::arg("algo"), py::arg("stream"));
   m.def("conv2d_backward", &backward, py::arg("dy"), py::arg("x"), py::arg("weight"),
         py::arg("dx"), py::arg("dweight"), py::arg("dbias"), py::arg("workspace"),
         py::arg("workspace_floats"), py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"),
         py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        py::arg("max_workspace_floats"), py::arg("stream"));
+        py::arg("max_workspace_floats"), py::arg("algo"), py::arg("stream"));
   m.def("im2col", &unfold, py::arg("x"), py::arg("cols"), py::arg("x_shape"),
         py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("stream"));

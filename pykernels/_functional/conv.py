@@ -21,6 +21,15 @@ images]) * S * OH*OW floats for chunks of S images, S as large as the cap
 allows (at least 1, at most N), so it exceeds the cap only when one image's
 columns alone do. Where the pool cannot supply it, a quarter of that size is
 tried, down to one image's columns, before OutOfMemoryError is raised.
+
+`algo` picks the GPU algorithm: "im2col" (the above), "winograd" (F(4x4, r x r)
+for stride-1, undilated 3x3 and 5x5 kernels with padding <= r - 1: transforms
+around one batched SGEMM, cuda/conv_winograd.cu, with
+pykernels.reference.winograd as its NumPy twin; its workspace holds the
+transformed weights, the weight gradient's slabs and a chunk's transformed
+input and products, under the same cap) or "auto" (im2col until Winograd's
+speed has been measured on a GPU). The CPU runs im2col for "auto" and
+"im2col" and refuses "winograd".
 """
 
 from __future__ import annotations
@@ -36,6 +45,18 @@ from .._validate import device_of, float32_contiguous, int_pair, require_float32
 # GPU workspace cap in floats; None = _default_gpu_cap(). Tests
 # lower it to make the GPU path work in several chunks.
 _gpu_workspace_cap = None
+
+# algo names -> the CUDA binding's numbers (ConvAlgo in cuda/conv.cuh).
+ALGOS = {"auto": 0, "im2col": 1, "winograd": 2}
+
+
+def _algo_code(algo, device):
+    if algo not in ALGOS:
+        raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
+    if algo == "winograd" and device == "cpu":
+        raise ValueError("algo='winograd' runs on CUDA arrays only; on the CPU conv2d is "
+                         "im2col + GEMM (algo='auto' or 'im2col')")
+    return ALGOS[algo]
 
 
 def _params(stride, padding, dilation):
@@ -113,7 +134,7 @@ def _default_gpu_cap(cuda, device: int) -> int:
     return max(2**25, min(cuda.conv2d_default_workspace_floats, total // 64))
 
 
-def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups):
+def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups, algo=0):
     """(workspace array, its size in floats, the cap it was sized for). When
     the GPU has no room for it, a quarter of that size, and so on down to one
     image's columns: more chunks (the weight gradient then sums them in
@@ -123,7 +144,7 @@ def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups):
 
     def floats_for(cap):
         return cuda.conv2d_workspace(list(x_shape), list(w_shape), stride, padding, dilation,
-                                     groups, cap)[1]
+                                     groups, cap, algo)[1]
 
     cap = _gpu_workspace_cap or _default_gpu_cap(cuda, cupy.cuda.Device().id)
     floats = floats_for(cap)
@@ -143,7 +164,7 @@ def _ptr(a):
 
 
 @accepts_cuda_interface
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
     """y = torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups).
 
     x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) or None; stride,
@@ -151,11 +172,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     im2col + SGEMM per chunk of images, threads across chunks; scratch is one
     chunk's column matrix per thread (see the module docstring for the bound;
     `conv2d_workspace_bytes` for the figure), none for a 1x1 stride-1 unpadded
-    convolution, which multiplies the input plane directly.
+    convolution, which multiplies the input plane directly. On CUDA arrays,
+    algo="winograd" takes F(4x4, r x r) where it applies (ValueError naming
+    the parameter where not); see the module docstring.
     """
     device = _device(x=x, weight=weight, bias=bias)
     stride, padding, dilation, groups, (oh, ow) = _check_conv(x, weight, stride, padding,
                                                               dilation, groups)
+    code = _algo_code(algo, device)
     if bias is not None:
         require_float32(bias, "bias")
         if tuple(bias.shape) != (weight.shape[0],):
@@ -174,24 +198,25 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     cuda = require_cuda()
     y = cupy.empty(shape, dtype=cupy.float32)
     ws, ws_floats, cap = _gpu_workspace(cuda, x.shape, weight.shape, stride, padding, dilation,
-                                        groups)
+                                        groups, code)
     cuda.conv2d_forward(x.data.ptr, weight.data.ptr, _ptr(bias), y.data.ptr, ws.data.ptr,
                         ws_floats, list(x.shape), list(weight.shape), stride, padding, dilation,
-                        groups, cap, current_stream_ptr())
+                        groups, cap, code, current_stream_ptr())
     return y
 
 
 @accepts_cuda_interface
-def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1, *, algo="auto"):
     """Gradients of conv2d: (dx, dweight, dbias) with the shapes of x, weight and (O,).
 
     dbias is returned whether or not the forward had a bias. The weight
     gradient sums the batch in a fixed order, so results are bitwise the same
-    for any thread count.
+    for any thread count. `algo` as for conv2d.
     """
     device = _device(dy=dy, x=x, weight=weight)
     stride, padding, dilation, groups, (oh, ow) = _check_conv(x, weight, stride, padding,
                                                               dilation, groups)
+    code = _algo_code(algo, device)
     require_float32(dy, "dy")
     expected = (x.shape[0], weight.shape[0], oh, ow)
     if tuple(dy.shape) != expected:
@@ -214,10 +239,10 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1):
     dweight = cupy.empty(weight.shape, dtype=cupy.float32)
     dbias = cupy.empty(weight.shape[0], dtype=cupy.float32)
     ws, ws_floats, cap = _gpu_workspace(cuda, x.shape, weight.shape, stride, padding, dilation,
-                                        groups)
+                                        groups, code)
     cuda.conv2d_backward(dy.data.ptr, x.data.ptr, weight.data.ptr, dx.data.ptr, dweight.data.ptr,
                          dbias.data.ptr, ws.data.ptr, ws_floats, list(x.shape),
-                         list(weight.shape), stride, padding, dilation, groups, cap,
+                         list(weight.shape), stride, padding, dilation, groups, cap, code,
                          current_stream_ptr())
     return dx, dweight, dbias
 

@@ -1,0 +1,262 @@
+"""Winograd convolution F(4x4, r x r): the NumPy reference
+(pykernels.reference.winograd) against direct convolution and PyTorch, its
+backward by finite differences, and the GPU path (algo="winograd", on the
+emulator without a GPU) against the CPU and the reference."""
+
+import numpy as np
+import pytest
+
+import pykernels
+import pykernels.functional as F
+import pykernels.reference as R
+from helpers import random_f32
+from pykernels._functional import conv as conv_module
+from pykernels.reference import winograd as W
+
+# (x shape, weight shape, padding, groups): odd planes (primes, 1, not tile
+# multiples), one channel, the largest padding allowed, a padding per side.
+CASES = {
+    "5x5-alexnet-conv2-like": ((2, 5, 13, 13), (7, 5, 5, 5), 2, 1),
+    "5x5-no-padding": ((3, 2, 11, 7), (3, 2, 5, 5), 0, 1),
+    "5x5-padding-4": ((1, 3, 5, 6), (2, 3, 5, 5), 4, 1),
+    "5x5-one-pixel-out": ((2, 1, 5, 5), (1, 1, 5, 5), 0, 1),
+    "3x3-resnet-like": ((3, 6, 8, 8), (5, 6, 3, 3), 1, 1),
+    "3x3-primes-pairs": ((2, 3, 17, 11), (4, 3, 3, 3), (2, 0), 1),
+    "3x3-one-channel": ((1, 1, 7, 9), (1, 1, 3, 3), 1, 1),
+    "3x3-groups-2": ((2, 4, 9, 10), (6, 2, 3, 3), 1, 2),
+    "5x5-depthwise": ((2, 3, 9, 8), (3, 1, 5, 5), 2, 3),
+}
+IDS = list(CASES)
+
+
+def _case(rng, name):
+    x_shape, w_shape, padding, groups = CASES[name]
+    x, w = random_f32(rng, x_shape), random_f32(rng, w_shape)
+    return x, w, random_f32(rng, w_shape[:1]), dict(padding=padding, groups=groups)
+
+
+def _reference(x, w, b, padding, groups, backward_dy=None):
+    """The Winograd reference per group (it has no groups argument)."""
+    og, cg = w.shape[0] // groups, w.shape[1]
+    outs = []
+    for g in range(groups):
+        xs, ws = x[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og]
+        if backward_dy is None:
+            outs.append(W.conv2d(xs, ws, b[g * og:(g + 1) * og], padding))
+        else:
+            outs.append(W.conv2d_backward(backward_dy[:, g * og:(g + 1) * og], xs, ws, padding))
+    if backward_dy is None:
+        return np.concatenate(outs, axis=1)
+    return tuple(np.concatenate(parts, axis=axis) for parts, axis in zip(zip(*outs), (1, 0, 0)))
+
+
+# ---- the reference ------------------------------------------------------------
+
+@pytest.mark.parametrize("m, r", [(2, 3), (4, 3), (6, 3), (2, 5), (4, 5)])
+def test_matrices_compute_a_correlation_exactly(rng, m, r):
+    """1-D: A^T [(G g) * (B^T d)] is the correlation y_i = sum_k d_(i+k) g_k."""
+    at, g, bt = W.winograd_matrices(m, r)
+    assert at.shape == (m, m + r - 1) and g.shape == (m + r - 1, r) and bt.shape == (m + r - 1,) * 2
+    d, k = rng.standard_normal(m + r - 1), rng.standard_normal(r)
+    want = np.correlate(d, k, mode="valid")
+    np.testing.assert_allclose(at @ ((g @ k) * (bt @ d)), want, rtol=1e-12, atol=1e-12)
+
+
+def test_matrices_refuse_an_unknown_tile():
+    with pytest.raises(ValueError, match="tiles of 10"):
+        W.winograd_matrices(4, 7)
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_reference_matches_direct_convolution_in_float64(rng, name):
+    x, w, b, kw = _case(rng, name)
+    x, w, b = (a.astype(np.float64) for a in (x, w, b))
+    want = R.conv2d(x, w, b, **kw)
+    got = _reference(x, w, b, kw["padding"], kw["groups"])
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    dy = rng.standard_normal(want.shape)
+    for g, r in zip(_reference(x, w, b, kw["padding"], kw["groups"], dy),
+                    R.conv2d_backward(dy, x, w, **kw)):
+        np.testing.assert_allclose(g, r, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["5x5-alexnet-conv2-like", "3x3-primes-pairs"])
+def test_reference_float32_matches_torch(rng, torch, name):
+    x, w, b, kw = _case(rng, name)
+    tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    ty = torch.nn.functional.conv2d(tx, tw, torch.from_numpy(b), **kw)
+    dy = random_f32(rng, tuple(ty.shape))
+    ty.backward(torch.from_numpy(dy))
+    scale = np.sqrt(w[0].size)
+    np.testing.assert_allclose(_reference(x, w, b, kw["padding"], kw["groups"]),
+                               ty.detach().numpy(), rtol=1e-4, atol=1e-4 * scale)
+    dx, dw, _ = _reference(x, w, b, kw["padding"], kw["groups"], dy)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-4 * np.sqrt(dy.size))
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-4, atol=1e-4 * np.sqrt(dy.size))
+
+
+@pytest.mark.parametrize("r, padding", [(5, 2), (3, (0, 1))])
+def test_reference_backward_by_finite_differences(rng, r, padding):
+    x = rng.standard_normal((2, 2, 6, 7))
+    w = rng.standard_normal((3, 2, r, r))
+    dy = rng.standard_normal(W.conv2d(x, w, None, padding).shape)
+    dx, dw, db = W.conv2d_backward(dy, x, w, padding)
+    loss = lambda xx, ww, bb: np.sum(W.conv2d(xx, ww, bb, padding) * dy)  # noqa: E731
+    b = rng.standard_normal(3)
+    for arr, grad in ((x, dx), (w, dw), (b, db)):
+        for index in [tuple(rng.integers(0, s) for s in arr.shape) for _ in range(4)]:
+            eps = 1e-6
+            plus, minus = arr.copy(), arr.copy()
+            plus[index] += eps
+            minus[index] -= eps
+            args_p = [plus if a is arr else a for a in (x, w, b)]
+            args_m = [minus if a is arr else a for a in (x, w, b)]
+            numeric = (loss(*args_p) - loss(*args_m)) / (2 * eps)
+            np.testing.assert_allclose(grad[index], numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_reference_backward_refuses_padding_above_r_minus_1(rng):
+    x, w = rng.standard_normal((1, 1, 6, 6)), rng.standard_normal((1, 1, 3, 3))
+    with pytest.raises(ValueError, match="padding"):
+        W.conv2d_backward(np.ones((1, 1, 10, 10)), x, w, 3)
+
+
+def test_cpu_refuses_winograd_and_unknown_algos(rng):
+    x, w = random_f32(rng, (1, 2, 6, 6)), random_f32(rng, (3, 2, 3, 3))
+    with pytest.raises(ValueError, match="CUDA arrays only"):
+        F.conv2d(x, w, algo="winograd")
+    with pytest.raises(ValueError, match="algo must be one of"):
+        F.conv2d_backward(np.ones((1, 3, 4, 4), np.float32), x, w, algo="fft")
+    np.testing.assert_array_equal(F.conv2d(x, w, algo="im2col"), F.conv2d(x, w))
+
+
+# ---- the GPU path ------------------------------------------------------------------
+
+def _gpu_run(cp, x, w, b, dy, kw, algo="winograd"):
+    xg, wg, dyg = cp.asarray(x), cp.asarray(w), cp.asarray(dy)
+    return (cp.asnumpy(F.conv2d(xg, wg, cp.asarray(b), **kw, algo=algo)),
+            *(cp.asnumpy(g) for g in F.conv2d_backward(dyg, xg, wg, **kw, algo=algo)))
+
+
+@pytest.fixture
+def nan_empty(cp, monkeypatch):
+    """cupy.empty hands out NaN-filled arrays: an output or workspace float read
+    before it is written shows up as a NaN."""
+    full = cp.full
+    monkeypatch.setattr(cp, "empty",
+                        lambda shape, dtype=np.float32: full(shape, np.nan, dtype=dtype))
+    return cp
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("r", [3, 5])
+def test_gpu_matrices_are_the_references(cp, r):
+    compiled = pykernels._backend.cuda_module().winograd_matrices(r)
+    for got, want in zip(compiled, W.winograd_matrices(4, r)):
+        np.testing.assert_allclose(got, want.astype(np.float32).ravel(), rtol=1e-7, atol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", IDS)
+def test_gpu_winograd_matches_cpu_and_reference(rng, nan_empty, name):
+    cp = nan_empty
+    x, w, b, kw = _case(rng, name)
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    got = _gpu_run(cp, x, w, b, dy, kw)
+    cpu_results = (F.conv2d(x, w, b, **kw), *F.conv2d_backward(dy, x, w, **kw))
+    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
+    want = (_reference(x64, w64, b64, kw["padding"], kw["groups"]),
+            *_reference(x64, w64, b64, kw["padding"], kw["groups"], dy64))
+    scales = (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3
+    for g, c, r, scale in zip(got, cpu_results, want, scales):
+        assert g.shape == r.shape and g.dtype == np.float32
+        np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-4 * scale)
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * scale)
+    np.testing.assert_equal(got, _gpu_run(cp, x, w, b, dy, kw))  # repeats bitwise
+
+
+@pytest.mark.gpu
+def test_gpu_winograd_in_chunks_matches_one_chunk(rng, nan_empty, monkeypatch):
+    """A cap that fits two images per chunk (the last chunk one image) gives
+    the one-chunk answers to rounding, and repeats bitwise."""
+    cp = nan_empty
+    x, w, b, kw = _case(rng, "5x5-alexnet-conv2-like")
+    x = np.concatenate([x, x, x[:1]])
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    whole = _gpu_run(cp, x, w, b, dy, kw)
+    cuda = pykernels._backend.cuda_module()
+    args = (list(x.shape), list(w.shape), (1, 1), (2, 2), (1, 1), 1)
+    assert cuda.conv2d_workspace(*args, 1 << 30, 2)[0] == x.shape[0]
+    one_image = cuda.conv2d_workspace(*args, 1, 2)
+    per_image = 64 * (5 + 7) * 16  # points x channels x 4x4 tiles of a 13x13 plane
+    two_images = cuda.conv2d_workspace(*args, one_image[1] + per_image, 2)
+    assert one_image[0] == 1 and two_images == (2, one_image[1] + per_image)
+    for cap in (two_images[1], 1):
+        monkeypatch.setattr(conv_module, "_gpu_workspace_cap", cap)
+        chunked = _gpu_run(cp, x, w, b, dy, kw)
+        np.testing.assert_equal(chunked, _gpu_run(cp, x, w, b, dy, kw))
+        for a, c, scale in zip(whole, chunked, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
+            np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.gpu
+def test_gpu_winograd_workspace_grows_per_chunk_and_stays_under_the_cap(cp):
+    cuda = pykernels._backend.cuda_module()
+    args = ([128, 64, 27, 27], [192, 64, 5, 5], (1, 1), (2, 2), (1, 1), 1)
+    one = cuda.conv2d_workspace(*args, 1, 2)[1]
+    two = cuda.conv2d_workspace(*args, 2 * one, 2)
+    assert two[0] >= 2 and two[1] <= 2 * one
+    whole = cuda.conv2d_workspace(*args, 2**28, 2)
+    # AlexNet's conv2 at batch 128 fits the default 1 GiB cap in one chunk:
+    # 64 points x (64 + 192) channels x 128 images x 49 tiles, plus weights and slabs.
+    assert whole[0] == 128 and whole[1] <= 2**28
+    assert whole[1] >= 64 * 256 * 128 * 49
+
+
+@pytest.mark.gpu
+def test_gpu_winograd_empty_batch_and_empty_channels(rng, nan_empty):
+    cp = nan_empty
+    w = random_f32(rng, (4, 3, 5, 5))
+    x = np.zeros((0, 3, 9, 9), np.float32)
+    y = F.conv2d(cp.asarray(x), cp.asarray(w), padding=2, algo="winograd")
+    assert y.shape == (0, 4, 9, 9)
+    dx, dw, db = F.conv2d_backward(cp.zeros((0, 4, 9, 9), np.float32), cp.asarray(x),
+                                   cp.asarray(w), padding=2, algo="winograd")
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(cp.asnumpy(dw), 0)
+    np.testing.assert_array_equal(cp.asnumpy(db), 0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kw, pattern", [
+    (dict(stride=2, padding=1), r"winograd needs stride 1, got \(2, 2\)"),
+    (dict(dilation=2, padding=2), r"winograd needs dilation 1"),
+    (dict(padding=3), r"winograd needs padding <= 2 for a 3x3 kernel, got \(3, 3\)"),
+])
+def test_gpu_winograd_refuses_what_it_cannot_run(rng, cp, kw, pattern):
+    x, w = cp.asarray(random_f32(rng, (1, 2, 9, 9))), cp.asarray(random_f32(rng, (3, 2, 3, 3)))
+    with pytest.raises(ValueError, match=pattern):
+        F.conv2d(x, w, **kw, algo="winograd")
+    w7 = cp.asarray(random_f32(rng, (3, 2, 7, 7)))
+    with pytest.raises(ValueError, match="3x3 or 5x5 kernel, got"):
+        F.conv2d(x, w7, padding=3, algo="winograd")
+    with pytest.raises(ValueError, match="algo must be one of"):
+        F.conv2d(x, w, algo="Winograd")
+
+
+@pytest.mark.gpu
+@pytest.mark.real_gpu
+@pytest.mark.parametrize("x_shape, w_shape, padding", [
+    ((32, 64, 27, 27), (192, 64, 5, 5), 2),     # AlexNet conv2
+    ((32, 192, 13, 13), (384, 192, 3, 3), 1),   # AlexNet conv3
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1),      # ResNet-20's first stage
+])
+def test_gpu_winograd_alexnet_sized_matches_im2col(rng, cp, x_shape, w_shape, padding):
+    x, w, b = random_f32(rng, x_shape), random_f32(rng, w_shape), random_f32(rng, w_shape[:1])
+    kw = dict(padding=padding)
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    got = _gpu_run(cp, x, w, b, dy, kw)
+    want = _gpu_run(cp, x, w, b, dy, kw, algo="im2col")
+    for g, c, scale in zip(got, want, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
+        np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-4 * scale)
+    np.testing.assert_equal(got, _gpu_run(cp, x, w, b, dy, kw))

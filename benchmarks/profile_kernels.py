@@ -8,7 +8,8 @@ warm-up outside that range, for Nsight Compute:
 so one call of benchmarks/gpu_check.sh brings back the counters (throughput
 against the chip's limits, occupancy, where warps stall) of the kernels the
 benchmarks time: the SGEMM rungs at n = 4096, a split-K LSTM step, AlexNet's
-conv1 forward and backward, conv2 and conv3 forward at batch 128, max and
+conv1 forward and backward, conv2 and conv3 forward at batch 128 (conv2 also
+by Winograd, forward and backward), max and
 average pooling, and batch norm forward and backward.
 """
 
@@ -29,6 +30,7 @@ def cases(cupy, F, n=4096, lstm=(64, 512), batch=32, image=224, act=(128, 64, 56
     side2, side3 = (image - 7) // 8, (image - 7) // 16  # 27 and 13 at 224: AlexNet's conv2, conv3
     x2, w2 = rnd(conv_batch, 64, side2, side2), rnd(192, 64, 5, 5)
     x3, w3 = rnd(conv_batch, 192, side3, side3), rnd(384, 192, 3, 3)
+    y2 = F.conv2d(x2, w2, None, stride=1, padding=2)
     x = rnd(*act)
     ones, zeros = cupy.ones(act[1], cupy.float32), cupy.zeros(act[1], cupy.float32)
     return {
@@ -40,6 +42,10 @@ def cases(cupy, F, n=4096, lstm=(64, 512), batch=32, image=224, act=(128, 64, 56
         f"conv1 fwd batch {batch}": lambda: F.conv2d(x1, w1, None, stride=4, padding=2),
         f"conv1 bwd batch {batch}": lambda: F.conv2d_backward(y1, x1, w1, stride=4, padding=2),
         f"conv2 fwd batch {conv_batch}": lambda: F.conv2d(x2, w2, None, stride=1, padding=2),
+        f"conv2 winograd fwd batch {conv_batch}":
+            lambda: F.conv2d(x2, w2, None, stride=1, padding=2, algo="winograd"),
+        f"conv2 winograd bwd batch {conv_batch}":
+            lambda: F.conv2d_backward(y2, x2, w2, stride=1, padding=2, algo="winograd"),
         f"conv3 fwd batch {conv_batch}": lambda: F.conv2d(x3, w3, None, stride=1, padding=1),
         "max_pool2d 3x3/2": lambda: F.max_pool2d(x, 3, 2, 1),
         "avg_pool2d 2x2/2": lambda: F.avg_pool2d(x, 2, 2),

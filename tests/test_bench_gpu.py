@@ -60,6 +60,9 @@ def test_conv_suite_rows(cp):
     rows = gpu_ops.run_conv(batch=2, repeats=1, layers=layers)
     assert_finite_rows(rows, ("layer", "pass", "pykernels TFLOP/s"))
     assert len(rows) == 4
+    # Winograd is timed where it applies: stride 1 (tiny2), not stride 2 (tiny).
+    assert ["winograd TFLOP/s" in r for r in rows] == [False, False, True, True]
+    assert all(math.isfinite(r["winograd TFLOP/s"]) for r in rows[2:])
 
 
 def test_bandwidth_suite_rows(cp):
@@ -76,7 +79,8 @@ def test_lstm_suite_rows(cp):
 
 def test_alexnet_suite_rows(cp):
     rows = gpu_ops.run_alexnet(batch=2, repeats=1, width=1 / 16, image=63)
-    assert_finite_rows(rows, ("network", "GPU img/s", "CPU img/s", "GPU / CPU"))
+    assert_finite_rows(rows, ("network", "GPU img/s", "GPU winograd img/s", "CPU img/s",
+                              "GPU / CPU"))
 
 
 def test_profiled_cases_run(cp):
@@ -89,7 +93,7 @@ def test_profiled_cases_run(cp):
     spec = importlib.util.spec_from_file_location("profile_kernels", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert len(module.cases(cp, F, **module.TOY_SIZES)) == 12
+    assert len(module.cases(cp, F, **module.TOY_SIZES)) == 14
     assert module.main(["--toy"]) == 0
 
 

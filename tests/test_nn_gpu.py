@@ -11,11 +11,18 @@ from pykernels.train import fit, train_step
 pytestmark = pytest.mark.gpu
 
 
-def _twin_models(build):
+def _twin_models(build, winograd=False):
+    """The CPU and GPU copies; with `winograd`, the GPU copy's stride-1 3x3 and
+    5x5 convolutions take algo="winograd" (the CPU copy's stay im2col)."""
     nn.manual_seed(0)
     cpu_model = build()
     nn.manual_seed(0)
-    return cpu_model, build().to("cuda")
+    gpu_model = build().to("cuda")
+    for layer in gpu_model.modules():
+        if (winograd and isinstance(layer, nn.Conv2d) and layer.stride == (1, 1)
+                and layer.kernel_size in ((3, 3), (5, 5))):
+            layer.algo = "winograd"
+    return cpu_model, gpu_model
 
 
 def _step(model, x, y):
@@ -31,9 +38,13 @@ def _step(model, x, y):
     # adaptive pool), a sixteenth of the channels, the smallest input.
     ("alexnet", lambda: models.AlexNet(10, width=1 / 16), (3, 63, 63)),
     ("resnet20", lambda: models.ResNet20(10, width=4, blocks_per_stage=1), (3, 8, 8)),
+    ("alexnet-winograd", lambda: models.AlexNet(10, width=1 / 16), (3, 63, 63)),
+    ("resnet20-winograd", lambda: models.ResNet20(10, width=4, blocks_per_stage=1), (3, 8, 8)),
 ])
 def test_gpu_training_step_matches_cpu(rng, cp, name, build, shape):
-    cpu_model, gpu_model = _twin_models(build)
+    cpu_model, gpu_model = _twin_models(build, winograd=name.endswith("winograd"))
+    if name.endswith("winograd"):
+        assert sum(getattr(m, "algo", None) == "winograd" for m in gpu_model.modules()) >= 3
     x = rng.standard_normal((3, *shape)).astype(np.float32)
     y = np.array([1, 7, 3])
     for step in range(2):  # the second step also checks the momentum buffers moved

@@ -2,7 +2,8 @@
 device-to-device copy bandwidth, timed with CUDA events after warm-up,
 interleaved, medians (bench/gpu.py):
 
-- AlexNet's five convolutions at batch 128, forward and forward+backward;
+- AlexNet's five convolutions at batch 128, forward and forward+backward,
+  im2col (the default) and, where it applies (conv2-5), algo="winograd";
 - max/avg pooling, ReLU and batch norm as a fraction of copy bandwidth
   (bytes each must move: read input, write output, and the extra passes);
 - the LSTM layer, I = H = 512, N = 64, T = 50, against cuDNN's nn.LSTM;
@@ -28,6 +29,11 @@ def _torch_fp32(torch):
     return torch
 
 
+def _winograd_applies(k, s, p):
+    """conv2d(algo="winograd")'s conditions (cuda/conv_winograd.cu), for square layers."""
+    return s == 1 and k in (3, 5) and p <= k - 1
+
+
 def _conv_cases(cupy, torch, name, c, o, k, s, p, hw, batch, backward):
     x = cupy.random.standard_normal((batch, c, hw, hw), dtype=cupy.float32)
     w = cupy.random.standard_normal((o, c, k, k), dtype=cupy.float32) * 0.01
@@ -35,12 +41,16 @@ def _conv_cases(cupy, torch, name, c, o, k, s, p, hw, batch, backward):
     y = F.conv2d(x, w, b, stride=s, padding=p)
     dy = cupy.ones_like(y)
 
-    def ours():
-        F.conv2d(x, w, b, stride=s, padding=p)
-        if backward:
-            F.conv2d_backward(dy, x, w, stride=s, padding=p)
+    def ours(algo):
+        def run():
+            F.conv2d(x, w, b, stride=s, padding=p, algo=algo)
+            if backward:
+                F.conv2d_backward(dy, x, w, stride=s, padding=p, algo=algo)
+        return run
 
-    cases = {"pykernels": (ours, "cupy")}
+    cases = {"pykernels": (ours("auto"), "cupy")}
+    if _winograd_applies(k, s, p):
+        cases["winograd"] = (ours("winograd"), "cupy")
     if torch is not None:
         tx = torch.as_tensor(x, device="cuda").requires_grad_(backward)
         tw = torch.as_tensor(w, device="cuda").requires_grad_(backward)
@@ -58,7 +68,9 @@ def _conv_cases(cupy, torch, name, c, o, k, s, p, hw, batch, backward):
 
 
 def run_conv(batch: int = 128, repeats: int = 5, quick: bool = False, layers=ALEXNET, **_):
-    """`layers`: (name, C, O, kernel, stride, padding, input size) as bench/conv.py's ALEXNET."""
+    """`layers`: (name, C, O, kernel, stride, padding, input size) as bench/conv.py's ALEXNET.
+    TFLOP/s count the direct convolution's multiply-adds for every algorithm, so
+    Winograd's (and cuDNN's FFT/Winograd) figures can exceed the FP32 peak."""
     import cupy
 
     torch = torch_cuda()
@@ -70,9 +82,13 @@ def run_conv(batch: int = 128, repeats: int = 5, quick: bool = False, layers=ALE
             med = event_medians(cases, repeats=repeats)
             row = {"layer": name, "batch": batch, "pass": "fwd+bwd" if backward else "fwd",
                    "pykernels TFLOP/s": flops / med["pykernels"] / 1e12}
+            if "winograd" in med:
+                row["winograd TFLOP/s"] = flops / med["winograd"] / 1e12
             if "cuDNN" in med:
                 row["cuDNN TFLOP/s"] = flops / med["cuDNN"] / 1e12
                 row["vs cuDNN"] = med["cuDNN"] / med["pykernels"]
+                if "winograd" in med:
+                    row["winograd vs cuDNN"] = med["cuDNN"] / med["winograd"]
             rows.append(row)
     return rows
 
@@ -164,6 +180,7 @@ def run_lstm(repeats: int = 5, t: int = 50, n: int = 64, h: int = 512, **_):
 def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: int = 224, **_):
     """Images/s of one AlexNet training step on the GPU and on the CPU (all
     cores), same weights and batch; the CPU is timed with wall-clock medians.
+    The GPU is also timed with algo="winograd" in conv2-5.
     `width` and `image` shrink the network and its input (tests only)."""
     import statistics
 
@@ -178,7 +195,16 @@ def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: i
     nn.manual_seed(0)
     gpu_model = models.AlexNet(1000, width=width).to("cuda")
     gpu_step = sgd_step(gpu_model, cupy.asarray(x), cupy.asarray(y), weight_decay=5e-4)
-    gpu_s = event_medians({"gpu": (gpu_step, "cupy")}, repeats=repeats)["gpu"]
+    nn.manual_seed(0)
+    winograd_model = models.AlexNet(1000, width=width).to("cuda")
+    for layer in winograd_model.modules():
+        if isinstance(layer, nn.Conv2d) and _winograd_applies(layer.kernel_size[0],
+                                                              layer.stride[0], layer.padding[0]):
+            layer.algo = "winograd"
+    winograd_step = sgd_step(winograd_model, cupy.asarray(x), cupy.asarray(y), weight_decay=5e-4)
+    med = event_medians({"gpu": (gpu_step, "cupy"), "winograd": (winograd_step, "cupy")},
+                        repeats=repeats)
+    gpu_s = med["gpu"]
     nn.manual_seed(0)
     cpu_step = sgd_step(models.AlexNet(1000, width=width), x, y, weight_decay=5e-4)
     cpu_step()  # warm-up
@@ -190,4 +216,5 @@ def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: i
     cpu_s = statistics.median(samples)
     return [{"network": f"AlexNet (3x{image}x{image}, 1000 classes, width {width:g})",
              "batch": batch,
-             "GPU img/s": batch / gpu_s, "CPU img/s": batch / cpu_s, "GPU / CPU": cpu_s / gpu_s}]
+             "GPU img/s": batch / gpu_s, "GPU winograd img/s": batch / med["winograd"],
+             "CPU img/s": batch / cpu_s, "GPU / CPU": cpu_s / gpu_s}]

@@ -42,8 +42,11 @@ class Linear(Module):
 
 
 class Conv2d(Module):
+    """`algo` is conv2d's: "auto", "im2col", or "winograd" (CUDA arrays, stride-1
+    3x3 / 5x5 layers); it may be changed between steps."""
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True):
+                 groups=1, bias=True, algo="auto"):
         super().__init__()
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels "
@@ -57,6 +60,7 @@ class Conv2d(Module):
         self.weight = Parameter(init.fan_in_uniform(
             (out_channels, in_channels // groups, *self.kernel_size), fan_in))
         self.bias = Parameter(init.fan_in_uniform((out_channels,), fan_in)) if bias else None
+        self.algo = algo
         self._x = None
 
     def extra_repr(self):
@@ -65,7 +69,7 @@ class Conv2d(Module):
 
     def _conv_args(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
-                    groups=self.groups)
+                    groups=self.groups, algo=self.algo)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:

@@ -104,6 +104,12 @@ class Module:
     def children(self):
         return iter(self._modules.values())
 
+    def modules(self):
+        """This module, then every module inside it, depth first (as torch's)."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
     def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
         for name, param in self._parameters.items():
             yield prefix + name, param

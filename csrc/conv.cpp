@@ -59,6 +59,7 @@
 // 363 x 3025 columns would be 4.4 MB).
 // conv2d_{forward,backward}_workspace compute these numbers.
 #include "pykernels/conv.h"
+#include "pykernels/scratch.h"
 
 #include <omp.h>
 
@@ -400,37 +401,6 @@ int64_t chunk_images(const ConvShape& s) {
   if (image <= kCachedColumnFloats) want = std::min(want, kCachedColumnFloats / image);
   return std::max<int64_t>(1, std::min(want, std::max<int64_t>(1, s.n / 4)));
 }
-
-// Uninitialised, grow-only scratch, one set per thread (thread_local below)
-// and kept between calls, as the GEMM keeps its packing buffers: every float
-// is written before it is read, and both zero-filling megabytes per call and
-// the page faults of fresh allocations showed in profiles (3-5% of conv4's
-// backward at batch 16).
-class Buffer {
- public:
-  float* get(int64_t n) {
-    if (n > size_) {
-      data_.reset(new float[n]);
-      size_ = n;
-    }
-    return data_.get();
-  }
-  float* data() const { return data_.get(); }
-  // Frees a buffer grown past the cap, so one huge call does not pin its
-  // scratch for the rest of the process; smaller ones stay for reuse.
-  void trim() {
-    if (size_ > kKeptFloats) {
-      data_.reset();
-      size_ = 0;
-    }
-  }
-
-  static constexpr int64_t kKeptFloats = int64_t{1} << 24;  // 64 MiB
-
- private:
-  std::unique_ptr<float[]> data_;
-  int64_t size_ = 0;
-};
 
 // ---- implicit im2col ----------------------------------------------------
 //
@@ -910,6 +880,8 @@ void backward_sequential(const BackwardArgs& a, int64_t chunks) {
 }  // namespace
 
 // ---- public entry points --------------------------------------------------
+
+void conv2d_bias_grad(const ConvShape& s, const float* dy, float* db) { bias_grad(s, dy, db); }
 
 void ConvShape::finish() {
   // Bounds that keep every product below in int64 (no such extent fits in

@@ -1,5 +1,7 @@
 // Winograd convolution F(4x4, r x r), r = 3 or 5, stride 1, no dilation, as
-// transforms around one batched SGEMM; pykernels/reference/winograd.py is the
+// transforms around one batched SGEMM. The per-tile transforms and the matrices
+// are shared with the CPU (csrc/include/pykernels/winograd.h);
+// pykernels/reference/winograd.py is the
 // same algorithm in NumPy, and says where the matrices come from.
 //
 // Why: AlexNet's conv2 (5x5, 64 -> 192 channels, 27x27) takes 400 multiplies
@@ -46,150 +48,16 @@
 #include <string>
 
 #include "gemm.cuh"
+#include "pykernels/winograd.h"
 #include "splitk.cuh"
 
 namespace pk::cuda {
 namespace {
 
-constexpr int kTile = 4;  // output pixels per tile side: F(4x4, r x r)
-
-// The F(4, r) matrices of the reference (points 0, +-1, +-2 [, +-1/2], infinity).
-template <int R>
-struct Matrices;
-
-template <>
-struct Matrices<5> {
-  static constexpr int N = 8;
-  __host__ __device__ static constexpr float at(int i, int j) {
-    constexpr float k[4][8] = {
-        {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f},
-        {0.0f, 1.0f, -1.0f, 2.0f, -2.0f, 1.0f / 2, -1.0f / 2, 0.0f},
-        {0.0f, 1.0f, 1.0f, 4.0f, 4.0f, 1.0f / 4, 1.0f / 4, 0.0f},
-        {0.0f, 1.0f, -1.0f, 8.0f, -8.0f, 1.0f / 8, -1.0f / 8, 1.0f}};
-    return k[i][j];
-  }
-  __host__ __device__ static constexpr float g(int i, int j) {
-    constexpr float k[8][5] = {
-        {-1.0f, 0.0f, 0.0f, 0.0f, 0.0f},
-        {-2.0f / 9, -2.0f / 9, -2.0f / 9, -2.0f / 9, -2.0f / 9},
-        {-2.0f / 9, 2.0f / 9, -2.0f / 9, 2.0f / 9, -2.0f / 9},
-        {1.0f / 90, 1.0f / 45, 2.0f / 45, 4.0f / 45, 8.0f / 45},
-        {1.0f / 90, -1.0f / 45, 2.0f / 45, -4.0f / 45, 8.0f / 45},
-        {32.0f / 45, 16.0f / 45, 8.0f / 45, 4.0f / 45, 2.0f / 45},
-        {32.0f / 45, -16.0f / 45, 8.0f / 45, -4.0f / 45, 2.0f / 45},
-        {0.0f, 0.0f, 0.0f, 0.0f, 1.0f}};
-    return k[i][j];
-  }
-  __host__ __device__ static constexpr float bt(int i, int j) {
-    constexpr float k[8][8] = {
-        {-1.0f, 0.0f, 21.0f / 4, 0.0f, -21.0f / 4, 0.0f, 1.0f, 0.0f},
-        {0.0f, 1.0f, 1.0f, -17.0f / 4, -17.0f / 4, 1.0f, 1.0f, 0.0f},
-        {0.0f, -1.0f, 1.0f, 17.0f / 4, -17.0f / 4, -1.0f, 1.0f, 0.0f},
-        {0.0f, 1.0f / 2, 1.0f / 4, -5.0f / 2, -5.0f / 4, 2.0f, 1.0f, 0.0f},
-        {0.0f, -1.0f / 2, 1.0f / 4, 5.0f / 2, -5.0f / 4, -2.0f, 1.0f, 0.0f},
-        {0.0f, 2.0f, 4.0f, -5.0f / 2, -5.0f, 1.0f / 2, 1.0f, 0.0f},
-        {0.0f, -2.0f, 4.0f, 5.0f / 2, -5.0f, -1.0f / 2, 1.0f, 0.0f},
-        {0.0f, -1.0f, 0.0f, 21.0f / 4, 0.0f, -21.0f / 4, 0.0f, 1.0f}};
-    return k[i][j];
-  }
-};
-
-template <>
-struct Matrices<3> {
-  static constexpr int N = 6;
-  __host__ __device__ static constexpr float at(int i, int j) {
-    constexpr float k[4][6] = {{1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f},
-                               {0.0f, 1.0f, -1.0f, 2.0f, -2.0f, 0.0f},
-                               {0.0f, 1.0f, 1.0f, 4.0f, 4.0f, 0.0f},
-                               {0.0f, 1.0f, -1.0f, 8.0f, -8.0f, 1.0f}};
-    return k[i][j];
-  }
-  __host__ __device__ static constexpr float g(int i, int j) {
-    constexpr float k[6][3] = {{1.0f / 4, 0.0f, 0.0f},           {-1.0f / 6, -1.0f / 6, -1.0f / 6},
-                               {-1.0f / 6, 1.0f / 6, -1.0f / 6},  {1.0f / 24, 1.0f / 12, 1.0f / 6},
-                               {1.0f / 24, -1.0f / 12, 1.0f / 6}, {0.0f, 0.0f, 1.0f}};
-    return k[i][j];
-  }
-  __host__ __device__ static constexpr float bt(int i, int j) {
-    constexpr float k[6][6] = {{4.0f, 0.0f, -5.0f, 0.0f, 1.0f, 0.0f},
-                               {0.0f, -4.0f, -4.0f, 1.0f, 1.0f, 0.0f},
-                               {0.0f, 4.0f, -4.0f, -1.0f, 1.0f, 0.0f},
-                               {0.0f, -2.0f, -1.0f, 2.0f, 1.0f, 0.0f},
-                               {0.0f, 2.0f, -1.0f, -2.0f, 1.0f, 0.0f},
-                               {0.0f, 4.0f, 0.0f, -5.0f, 0.0f, 1.0f}};
-    return k[i][j];
-  }
-};
-
-// The matrices as types with their shape, for sandwich().
-template <int R>
-struct OutputMatrix {  // A^T
-  static constexpr int rows = kTile, cols = Matrices<R>::N;
-  __host__ __device__ static constexpr float at(int i, int j) { return Matrices<R>::at(i, j); }
-};
-template <int R>
-struct WeightMatrix {  // G
-  static constexpr int rows = Matrices<R>::N, cols = R;
-  __host__ __device__ static constexpr float at(int i, int j) { return Matrices<R>::g(i, j); }
-};
-template <int R>
-struct InputMatrix {  // B^T
-  static constexpr int rows = Matrices<R>::N, cols = Matrices<R>::N;
-  __host__ __device__ static constexpr float at(int i, int j) { return Matrices<R>::bt(i, j); }
-};
-template <class L>
-struct Transposed {
-  static constexpr int rows = L::cols, cols = L::rows;
-  __host__ __device__ static constexpr float at(int i, int j) { return L::at(j, i); }
-};
-
-// Row i of L times the vector get(0 .. L::cols - 1). Called only from fully
-// unrolled loops, so L::at is a constant at each use: zero entries drop out,
-// the first term starts the sum (no 0 + ...), +-1 needs no multiply.
-template <class L, class Get>
-__device__ __forceinline__ float row_dot(int i, Get get) {
-  float acc = 0.0f;
-  bool first = true;
-#pragma unroll
-  for (int k = 0; k < L::cols; ++k) {
-    const float coef = L::at(i, k);
-    if (coef != 0.0f) {
-      acc = first ? coef * get(k) : acc + coef * get(k);
-      first = false;
-    }
-  }
-  return acc;
-}
-
-// out = L x L^T.
-template <class L>
-__device__ __forceinline__ void sandwich(const float (&x)[L::cols][L::cols],
-                                         float (&out)[L::rows][L::rows]) {
-  float half[L::rows][L::cols];
-#pragma unroll
-  for (int i = 0; i < L::rows; ++i)
-#pragma unroll
-    for (int j = 0; j < L::cols; ++j) half[i][j] = row_dot<L>(i, [&](int k) { return x[k][j]; });
-#pragma unroll
-  for (int i = 0; i < L::rows; ++i)
-#pragma unroll
-    for (int j = 0; j < L::rows; ++j) out[i][j] = row_dot<L>(j, [&](int k) { return half[i][k]; });
-}
-
-// Tiles of 4x4 output pixels over a plane, and the input plane they read.
-struct TileGrid {
-  int h, w;    // input plane
-  int oh, ow;  // output plane
-  int ph, pw;  // zero padding before the input's first row / column
-  int tiles_w, tiles;  // tiles per output row of tiles, per image
-};
-
-int tile_count(int64_t size) { return int((size + kTile - 1) / kTile); }
-
-TileGrid tile_grid(int64_t h, int64_t w, int64_t oh, int64_t ow, int64_t ph, int64_t pw) {
-  const int tiles_w = tile_count(ow);
-  return {int(h), int(w), int(oh), int(ow), int(ph), int(pw), tiles_w, tile_count(oh) * tiles_w};
-}
+using winograd::Matrices;
+using winograd::TileAt;
+using winograd::TileGrid;
+using winograd::tile_at;
 
 // A transformed matrix per xi: element (row, column) of product xi at
 // data[xi * xi_stride + row * ld + column]; column = image * tiles + tile.
@@ -198,139 +66,61 @@ struct Transformed {
   int64_t ld, xi_stride;
 };
 
-// Which tile a thread owns: column `col` of the chunk's transformed matrices.
-struct TileAt {
-  int64_t image;
-  int row0, col0;  // its first output pixel
-};
-
-__device__ __forceinline__ TileAt tile_at(const TileGrid& g, int64_t col) {
-  const int64_t image = col / g.tiles;
-  const int t = int(col - image * g.tiles);
-  const int ty = t / g.tiles_w;
-  return {image, ty * kTile, (t - ty * g.tiles_w) * kTile};
-}
-
+// The tile kernels: one thread per (tile, channel), tiles along x (columns
+// of the transformed matrices), channels along y.
 template <int R>
 __global__ void input_transform(TileGrid g, const float* __restrict__ x, int64_t image_stride,
                                 int64_t channels, int64_t columns, Transformed v) {
-  constexpr int N = Matrices<R>::N;
   const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (col >= columns) return;
   const TileAt at = tile_at(g, col);
-  const int y0 = at.row0 - g.ph, x0 = at.col0 - g.pw;
   for (int64_t c = blockIdx.y; c < channels; c += gridDim.y) {
-    const float* plane = x + at.image * image_stride + c * int64_t(g.h) * g.w;
-    float d[N][N];
-#pragma unroll
-    for (int i = 0; i < N; ++i) {
-      const int iy = y0 + i;
-      const bool row_inside = unsigned(iy) < unsigned(g.h);
-#pragma unroll
-      for (int j = 0; j < N; ++j) {
-        const int ix = x0 + j;
-        d[i][j] = row_inside && unsigned(ix) < unsigned(g.w) ? plane[iy * g.w + ix] : 0.0f;
-      }
-    }
-    float out[N][N];
-    sandwich<InputMatrix<R>>(d, out);
-    float* dst = v.data + c * v.ld + col;
-#pragma unroll
-    for (int i = 0; i < N; ++i)
-#pragma unroll
-      for (int j = 0; j < N; ++j) dst[(i * N + j) * v.xi_stride] = out[i][j];
+    winograd::input_tile<R>(g, x + at.image * image_stride + c * int64_t(g.h) * g.w, at,
+                            v.data + c * v.ld + col, v.xi_stride);
   }
 }
 
-// dM = A dY A^T for each 4x4 tile of dy (zero past the plane's edge).
 template <int R>
 __global__ void grad_output_transform(TileGrid g, const float* __restrict__ dy,
                                       int64_t image_stride, int64_t channels, int64_t columns,
                                       Transformed dm) {
-  constexpr int N = Matrices<R>::N;
   const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (col >= columns) return;
   const TileAt at = tile_at(g, col);
   for (int64_t k = blockIdx.y; k < channels; k += gridDim.y) {
-    const float* plane = dy + at.image * image_stride + k * int64_t(g.oh) * g.ow;
-    float tile[kTile][kTile];
-#pragma unroll
-    for (int i = 0; i < kTile; ++i) {
-      const int oy = at.row0 + i;
-#pragma unroll
-      for (int j = 0; j < kTile; ++j) {
-        const int ox = at.col0 + j;
-        tile[i][j] = oy < g.oh && ox < g.ow ? plane[oy * g.ow + ox] : 0.0f;
-      }
-    }
-    float out[N][N];
-    sandwich<Transposed<OutputMatrix<R>>>(tile, out);
-    float* dst = dm.data + k * dm.ld + col;
-#pragma unroll
-    for (int i = 0; i < N; ++i)
-#pragma unroll
-      for (int j = 0; j < N; ++j) dst[(i * N + j) * dm.xi_stride] = out[i][j];
+    winograd::grad_output_tile<R>(g, dy + at.image * image_stride + k * int64_t(g.oh) * g.ow, at,
+                                  dm.data + k * dm.ld + col, dm.xi_stride);
   }
 }
 
-// y tile = A^T M A (+ bias), the pixels inside the output plane only.
 template <int R>
 __global__ void output_transform(TileGrid g, Transformed m, const float* __restrict__ bias,
                                  float* __restrict__ y, int64_t image_stride, int64_t channels,
                                  int64_t columns) {
-  constexpr int N = Matrices<R>::N;
   const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (col >= columns) return;
   const TileAt at = tile_at(g, col);
   for (int64_t k = blockIdx.y; k < channels; k += gridDim.y) {
-    const float* src = m.data + k * m.ld + col;
-    float product[N][N];
-#pragma unroll
-    for (int i = 0; i < N; ++i)
-#pragma unroll
-      for (int j = 0; j < N; ++j) product[i][j] = src[(i * N + j) * m.xi_stride];
-    float out[kTile][kTile];
-    sandwich<OutputMatrix<R>>(product, out);
-    float* plane = y + at.image * image_stride + k * int64_t(g.oh) * g.ow;
-#pragma unroll
-    for (int i = 0; i < kTile; ++i) {
-      const int oy = at.row0 + i;
-#pragma unroll
-      for (int j = 0; j < kTile; ++j) {
-        const int ox = at.col0 + j;
-        // The bias is added after the product, as by im2col + SGEMM.
-        if (oy < g.oh && ox < g.ow) plane[oy * g.ow + ox] = bias ? out[i][j] + bias[k] : out[i][j];
-      }
-    }
+    winograd::output_tile<R>(g, m.data + k * m.ld + col, m.xi_stride, at, bias != nullptr,
+                             bias != nullptr ? bias[k] : 0.0f,
+                             y + at.image * image_stride + k * int64_t(g.oh) * g.ow);
   }
 }
 
-// U_xi = G g G^T for the filters of weight (O/g, C/g, R, R). Thread e makes
+// U_xi = G f G^T for the filters of weight (O/g, C/g, R, R). Thread e makes
 // entry (row, col) = (e / cols, e % cols) of every U_xi, so the writes
 // coalesce; FLIPPED gives dx's weights: U'_xi (C/g, O/g) from the filter
 // rotated by 180 degrees.
 template <int R, bool FLIPPED>
 __global__ void weight_transform(const float* __restrict__ weight, int64_t outs, int64_t ins,
                                  Transformed u) {
-  constexpr int N = Matrices<R>::N;
   const int64_t cols = FLIPPED ? outs : ins, total = outs * ins;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
        e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = e / cols, col = e - row * cols;
     const int64_t o = FLIPPED ? col : row, c = FLIPPED ? row : col;
-    const float* filter = weight + (o * ins + c) * R * R;
-    float g[R][R];
-#pragma unroll
-    for (int i = 0; i < R; ++i)
-#pragma unroll
-      for (int j = 0; j < R; ++j) g[i][j] = FLIPPED ? filter[(R - 1 - i) * R + R - 1 - j] : filter[i * R + j];
-    float out[N][N];
-    sandwich<WeightMatrix<R>>(g, out);
-    float* dst = u.data + row * u.ld + col;
-#pragma unroll
-    for (int i = 0; i < N; ++i)
-#pragma unroll
-      for (int j = 0; j < N; ++j) dst[(i * N + j) * u.xi_stride] = out[i][j];
+    winograd::weight_tile<R, FLIPPED>(weight + (o * ins + c) * R * R, u.data + row * u.ld + col,
+                                      u.xi_stride);
   }
 }
 
@@ -338,23 +128,12 @@ __global__ void weight_transform(const float* __restrict__ weight, int64_t outs,
 template <int R>
 __global__ void weight_grad_transform(Slabs du, int64_t outs, int64_t ins,
                                       float* __restrict__ dweight) {
-  constexpr int N = Matrices<R>::N;
   const int64_t total = outs * ins;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
        e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e / outs, o = e - c * outs;
-    float tile[N][N];
-#pragma unroll
-    for (int i = 0; i < N; ++i)
-#pragma unroll
-      for (int j = 0; j < N; ++j) tile[i][j] = du.sum((i * N + j) * total + e);
-    float out[R][R];
-    sandwich<Transposed<WeightMatrix<R>>>(tile, out);
-    float* filter = dweight + (o * ins + c) * R * R;
-#pragma unroll
-    for (int i = 0; i < R; ++i)
-#pragma unroll
-      for (int j = 0; j < R; ++j) filter[i * R + j] = out[i][j];
+    winograd::weight_grad_tile<R>([&](int xi) { return du.sum(xi * total + e); },
+                                  dweight + (o * ins + c) * R * R);
   }
 }
 
@@ -365,12 +144,9 @@ constexpr int64_t kMaxGridY = 65535;
 
 int64_t round4(int64_t v) { return (v + 3) / 4 * 4; }
 
-int64_t points(const ConvGeometry& s) { return (s.kh + kTile - 1) * (s.kh + kTile - 1); }
-
-// Tiles per image: of the output (forward, weight gradient) and of the input
-// (dx, computed as a convolution whose output is the input plane).
-int64_t output_tiles(const ConvGeometry& s) { return int64_t(tile_count(s.oh)) * tile_count(s.ow); }
-int64_t input_tiles(const ConvGeometry& s) { return int64_t(tile_count(s.h)) * tile_count(s.w); }
+int64_t points(const ConvGeometry& s) { return winograd::points(s.kh); }
+using winograd::input_tiles;
+using winograd::output_tiles;
 
 // K slabs of the weight gradient's products: enough blocks to fill a big GPU
 // (kTargetBlocks, from the shape alone, so every GPU sums alike), slabs at
@@ -506,7 +282,7 @@ void winograd_weight_grad(const ConvGeometry& s, const float* dy, const float* x
   const int64_t cg = s.c_per_group(), og = s.o_per_group(), splits = weight_grad_splits(s);
   const int64_t per_group = splits * kPoints * cg * og;
   if (per_group * s.groups == 0) return;
-  const TileGrid g = tile_grid(s.h, s.w, s.oh, s.ow, s.ph, s.pw);
+  const TileGrid g = winograd::tile_grid(s.h, s.w, s.oh, s.ow, s.ph, s.pw);
   const int64_t in_image = s.c * s.h * s.w, out_image = s.o * s.oh * s.ow;
   // Slabs a short chunk leaves out must hold +0 (chunks add with beta = 1).
   check(cudaMemsetAsync(ws.slabs, 0, sizeof(float) * per_group * s.groups, stream),
@@ -533,40 +309,11 @@ void winograd_weight_grad(const ConvGeometry& s, const float* dy, const float* x
   }
 }
 
-template <class Fn>
-void with_kernel_size(int64_t r, Fn&& fn) {
-  if (r == 3) return fn(std::integral_constant<int, 3>{});
-  if (r == 5) return fn(std::integral_constant<int, 5>{});
-  throw std::invalid_argument("winograd: kernel size " + std::to_string(r) + " is not 3 or 5");
-}
-
-template <class L>
-std::vector<float> rows_of() {
-  std::vector<float> out;
-  for (int i = 0; i < L::rows; ++i)
-    for (int j = 0; j < L::cols; ++j) out.push_back(L::at(i, j));
-  return out;
-}
-
 }  // namespace
 
 // ---- public entry points -------------------------------------------------------
 
-std::string winograd_unsupported(const ConvGeometry& s) {
-  if (s.sh != 1 || s.sw != 1) return "winograd needs stride 1, got " + conv_pair_str(s.sh, s.sw);
-  if (s.dh != 1 || s.dw != 1) {
-    return "winograd needs dilation 1, got " + conv_pair_str(s.dh, s.dw);
-  }
-  if (s.kh != s.kw || (s.kh != 3 && s.kh != 5)) {
-    return "winograd needs a 3x3 or 5x5 kernel, got " + conv_pair_str(s.kh, s.kw);
-  }
-  if (s.ph > s.kh - 1 || s.pw > s.kw - 1) {
-    return "winograd needs padding <= " + std::to_string(s.kh - 1) + " for a " +
-           std::to_string(s.kh) + "x" + std::to_string(s.kw) + " kernel, got " +
-           conv_pair_str(s.ph, s.pw);
-  }
-  return "";
-}
+std::string winograd_unsupported(const ConvGeometry& s) { return winograd::unsupported(s); }
 
 int64_t winograd_workspace_floats(const ConvGeometry& s, int64_t chunk) {
   if (s.n == 0) return 0;
@@ -593,8 +340,8 @@ void winograd_forward(const ConvGeometry& s, const float* x, const float* weight
                       const float* bias, float* y, float* workspace, int64_t chunk,
                       cudaStream_t stream) {
   if (s.n == 0 || s.o == 0) return;
-  const TileGrid g = tile_grid(s.h, s.w, s.oh, s.ow, s.ph, s.pw);
-  with_kernel_size(s.kh, [&](auto r) {
+  const TileGrid g = winograd::tile_grid(s.h, s.w, s.oh, s.ow, s.ph, s.pw);
+  winograd::with_kernel_size(s.kh, [&](auto r) {
     winograd_convolve<decltype(r)::value, false>(g, s.n, chunk, s.c, s.o, s.groups, x, weight,
                                                  bias, y, layout(s, workspace), stream);
   });
@@ -616,26 +363,17 @@ void winograd_backward(const ConvGeometry& s, const float* dy, const float* x,
     return;
   }
   const WorkspaceLayout ws = layout(s, workspace);
-  with_kernel_size(s.kh, [&](auto r) {
+  winograd::with_kernel_size(s.kh, [&](auto r) {
     constexpr int R = decltype(r)::value;
     if (dweight != nullptr) winograd_weight_grad<R>(s, dy, x, dweight, chunk, ws, stream);
     if (dx != nullptr) {
       // dx is the convolution of dy (O channels, the output plane) with the
       // flipped kernel, padded by R - 1 - p, onto the input plane.
-      const TileGrid g = tile_grid(s.oh, s.ow, s.h, s.w, R - 1 - s.ph, R - 1 - s.pw);
+      const TileGrid g = winograd::tile_grid(s.oh, s.ow, s.h, s.w, R - 1 - s.ph, R - 1 - s.pw);
       winograd_convolve<R, true>(g, s.n, chunk, s.o, s.c, s.groups, dy, weight, nullptr, dx, ws,
                                  stream);
     }
   });
-}
-
-std::vector<std::vector<float>> winograd_matrices(int r) {
-  std::vector<std::vector<float>> out;
-  with_kernel_size(r, [&](auto size) {
-    constexpr int R = decltype(size)::value;
-    out = {rows_of<OutputMatrix<R>>(), rows_of<WeightMatrix<R>>(), rows_of<InputMatrix<R>>()};
-  });
-  return out;
 }
 
 }  // namespace pk::cuda

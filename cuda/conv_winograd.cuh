@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "conv.cuh"
 
@@ -34,9 +33,5 @@ void winograd_forward(const ConvGeometry& s, const float* x, const float* weight
 void winograd_backward(const ConvGeometry& s, const float* dy, const float* x,
                        const float* weight, float* dx, float* dweight, float* dbias,
                        float* workspace, int64_t chunk, cudaStream_t stream);
-
-// The matrices compiled in for an r x r kernel, row-major: A^T (4 x n),
-// G (n x r), B^T (n x n), n = r + 3; for the tests against the reference.
-std::vector<std::vector<float>> winograd_matrices(int r);
 
 }  // namespace pk::cuda

@@ -121,13 +121,106 @@ def test_reference_backward_refuses_padding_above_r_minus_1(rng):
         W.conv2d_backward(np.ones((1, 1, 10, 10)), x, w, 3)
 
 
-def test_cpu_refuses_winograd_and_unknown_algos(rng):
+def test_unknown_algo_is_refused(rng):
     x, w = random_f32(rng, (1, 2, 6, 6)), random_f32(rng, (3, 2, 3, 3))
-    with pytest.raises(ValueError, match="CUDA arrays only"):
-        F.conv2d(x, w, algo="winograd")
     with pytest.raises(ValueError, match="algo must be one of"):
         F.conv2d_backward(np.ones((1, 3, 4, 4), np.float32), x, w, algo="fft")
+    with pytest.raises(ValueError, match="algo must be one of"):
+        F.conv2d(x, w, algo=None)
     np.testing.assert_array_equal(F.conv2d(x, w, algo="im2col"), F.conv2d(x, w))
+
+
+# ---- the CPU kernels ----------------------------------------------------------------
+
+def _cpu_run(x, w, b, dy, kw):
+    return (F.conv2d(x, w, b, **kw, algo="winograd"),
+            *F.conv2d_backward(dy, x, w, **kw, algo="winograd"))
+
+
+def _check_against_im2col_and_reference(got, x, w, b, dy, kw):
+    im2col = (F.conv2d(x, w, b, **kw), *F.conv2d_backward(dy, x, w, **kw))
+    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
+    want = (_reference(x64, w64, b64, kw["padding"], kw["groups"]),
+            *_reference(x64, w64, b64, kw["padding"], kw["groups"], dy64))
+    scales = (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3
+    for g, c, r, scale in zip(got, im2col, want, scales):
+        assert g.shape == r.shape and g.dtype == np.float32
+        np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-4 * scale)
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_compiled_matrices_are_the_references():
+    for r in (3, 5):
+        compiled = pykernels._cpu.winograd_matrices(r)
+        for got, want in zip(compiled, W.winograd_matrices(4, r)):
+            np.testing.assert_allclose(got, want.astype(np.float32).ravel(), rtol=1e-7, atol=0)
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_cpu_winograd_matches_im2col_and_reference(rng, name):
+    x, w, b, kw = _case(rng, name)
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    _check_against_im2col_and_reference(_cpu_run(x, w, b, dy, kw), x, w, b, dy, kw)
+
+
+@pytest.mark.parametrize("name", ["5x5-alexnet-conv2-like", "3x3-groups-2"])
+def test_cpu_winograd_one_and_two_threads_bitwise_equal(rng, name):
+    x, w, b, kw = _case(rng, name)
+    x = np.concatenate([x] * 5)  # several chunks of work for the threads
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    before = pykernels.get_num_threads()
+    try:
+        pykernels.set_num_threads(1)
+        one = _cpu_run(x, w, b, dy, kw)
+        pykernels.set_num_threads(2)
+        two = _cpu_run(x, w, b, dy, kw)
+    finally:
+        pykernels.set_num_threads(before)
+    np.testing.assert_equal(one, two)
+
+
+def test_cpu_winograd_chunks_are_bounded_and_match(rng):
+    """AlexNet conv2 at batch 16 runs in chunks under the 32 MiB cap; a batch
+    that needs two chunks gives the one-image answers to rounding."""
+    from pykernels._functional.conv import conv2d_winograd_workspace_bytes
+
+    nbytes = conv2d_winograd_workspace_bytes((16, 64, 27, 27), (192, 64, 5, 5), padding=2)
+    assert 64 * (64 + 192) * 49 * 4 < nbytes <= 2**25
+    x, w, b, kw = _case(rng, "5x5-alexnet-conv2-like")
+    x = random_f32(rng, (3, 64, 27, 27))
+    w = random_f32(rng, (192, 64, 5, 5))
+    b = random_f32(rng, (192,))
+    kw = dict(padding=2, groups=1)
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    _check_against_im2col_and_reference(_cpu_run(x, w, b, dy, kw), x, w, b, dy, kw)
+    assert conv2d_winograd_workspace_bytes((0, 3, 9, 9), (4, 3, 3, 3), padding=1) == 0
+
+
+def test_cpu_winograd_empty_batch_and_channels(rng):
+    w = random_f32(rng, (4, 3, 5, 5))
+    x = np.zeros((0, 3, 9, 9), np.float32)
+    assert F.conv2d(x, w, padding=2, algo="winograd").shape == (0, 4, 9, 9)
+    dx, dw, db = F.conv2d_backward(np.zeros((0, 4, 9, 9), np.float32), x, w, padding=2,
+                                   algo="winograd")
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dw, 0)
+    np.testing.assert_array_equal(db, 0)
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    (dict(stride=2, padding=1), r"winograd needs stride 1, got \(2, 2\)"),
+    (dict(dilation=2, padding=2), r"winograd needs dilation 1"),
+    (dict(padding=3), r"winograd needs padding <= 2 for a 3x3 kernel, got \(3, 3\)"),
+])
+def test_cpu_winograd_refuses_what_it_cannot_run(rng, kw, pattern):
+    x, w = random_f32(rng, (1, 2, 9, 9)), random_f32(rng, (3, 2, 3, 3))
+    with pytest.raises(ValueError, match=pattern):
+        F.conv2d(x, w, **kw, algo="winograd")
+    dy = np.ones(F.conv2d(x, w, **kw).shape, np.float32)
+    with pytest.raises(ValueError, match=pattern):
+        F.conv2d_backward(dy, x, w, **kw, algo="winograd")
+    with pytest.raises(ValueError, match="3x3 or 5x5 kernel, got"):
+        F.conv2d(x, random_f32(rng, (3, 2, 7, 7)), padding=3, algo="winograd")
 
 
 # ---- the GPU path ------------------------------------------------------------------
@@ -149,29 +242,17 @@ def nan_empty(cp, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("r", [3, 5])
-def test_gpu_matrices_are_the_references(cp, r):
-    compiled = pykernels._backend.cuda_module().winograd_matrices(r)
-    for got, want in zip(compiled, W.winograd_matrices(4, r)):
-        np.testing.assert_allclose(got, want.astype(np.float32).ravel(), rtol=1e-7, atol=0)
-
-
-@pytest.mark.gpu
 @pytest.mark.parametrize("name", IDS)
 def test_gpu_winograd_matches_cpu_and_reference(rng, nan_empty, name):
     cp = nan_empty
     x, w, b, kw = _case(rng, name)
     dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
     got = _gpu_run(cp, x, w, b, dy, kw)
-    cpu_results = (F.conv2d(x, w, b, **kw), *F.conv2d_backward(dy, x, w, **kw))
-    x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
-    want = (_reference(x64, w64, b64, kw["padding"], kw["groups"]),
-            *_reference(x64, w64, b64, kw["padding"], kw["groups"], dy64))
-    scales = (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3
-    for g, c, r, scale in zip(got, cpu_results, want, scales):
-        assert g.shape == r.shape and g.dtype == np.float32
-        np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-4 * scale)
-        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * scale)
+    _check_against_im2col_and_reference(got, x, w, b, dy, kw)
+    # The CPU's Winograd: the same transforms, its own GEMM's summation order.
+    for g, c, scale in zip(got, _cpu_run(x, w, b, dy, kw),
+                           (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
+        np.testing.assert_allclose(g, c, rtol=1e-5, atol=1e-5 * scale)
     np.testing.assert_equal(got, _gpu_run(cp, x, w, b, dy, kw))  # repeats bitwise
 
 

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "pykernels/conv.h"
+#include "pykernels/winograd.h"
 
 namespace pk::bind {
 namespace {
@@ -80,8 +81,16 @@ float* optional_out(std::optional<py::array>& a, const char* name,
   return out_ptr(*a, name);
 }
 
+// Which CPU algorithm: the Python layer's algo names.
+bool is_winograd(const std::string& algo) {
+  if (algo == "winograd") return true;
+  if (algo == "auto" || algo == "im2col") return false;
+  throw std::invalid_argument("algo must be 'auto', 'im2col' or 'winograd', got '" + algo + "'");
+}
+
 void forward(const py::array& x, const py::array& weight, const std::optional<py::array>& bias,
-             py::array& y, Pair stride, Pair padding, Pair dilation, int64_t groups) {
+             py::array& y, Pair stride, Pair padding, Pair dilation, int64_t groups,
+             const std::string& algo) {
   const ConvShape s = conv_shape(x, weight, stride, padding, dilation, groups);
   const float* bp = nullptr;
   if (bias) {
@@ -92,14 +101,19 @@ void forward(const py::array& x, const py::array& weight, const std::optional<py
   const float* xp = in_ptr(x, "x");
   const float* wp = in_ptr(weight, "weight");
   float* yp = out_ptr(y, "y");
+  const bool winograd = is_winograd(algo);
   py::gil_scoped_release release;
-  conv2d_forward(s, xp, wp, bp, yp);
+  if (winograd) {
+    conv2d_winograd_forward(s, xp, wp, bp, yp);
+  } else {
+    conv2d_forward(s, xp, wp, bp, yp);
+  }
 }
 
 void backward(const py::array& dy, const py::array& x, const py::array& weight,
               std::optional<py::array> dx, std::optional<py::array> dweight,
               std::optional<py::array> dbias, Pair stride, Pair padding, Pair dilation,
-              int64_t groups) {
+              int64_t groups, const std::string& algo) {
   const ConvShape s = conv_shape(x, weight, stride, padding, dilation, groups);
   require_shape(dy, "dy", {s.n, s.o, s.oh, s.ow});
   const float* dyp = in_ptr(dy, "dy");
@@ -108,8 +122,13 @@ void backward(const py::array& dy, const py::array& x, const py::array& weight,
   float* dxp = optional_out(dx, "dx", {s.n, s.c, s.h, s.w});
   float* dwp = optional_out(dweight, "dweight", {s.o, s.c_per_group(), s.kh, s.kw});
   float* dbp = optional_out(dbias, "dbias", {s.o});
+  const bool winograd = is_winograd(algo);
   py::gil_scoped_release release;
-  conv2d_backward(s, dyp, xp, wp, dxp, dwp, dbp);
+  if (winograd) {
+    conv2d_winograd_backward(s, dyp, xp, wp, dxp, dwp, dbp);
+  } else {
+    conv2d_backward(s, dyp, xp, wp, dxp, dwp, dbp);
+  }
 }
 
 // The shape of an unfold/fold pair: x (N, C, H, W) against cols (N, C*kh*kw, P).
@@ -157,10 +176,11 @@ int64_t workspace_floats(const std::vector<int64_t>& x_shape,
 void register_conv(py::module_& m) {
   m.def("conv2d_forward", &forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("y"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("groups"), "y = conv2d(x, weight, bias) into a preallocated array");
+        py::arg("groups"), py::arg("algo") = "auto",
+        "y = conv2d(x, weight, bias) into a preallocated array");
   m.def("conv2d_backward", &backward, py::arg("dy"), py::arg("x"), py::arg("weight"),
         py::arg("dx"), py::arg("dweight"), py::arg("dbias"), py::arg("stride"),
-        py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("algo") = "auto",
         "dx, dweight, dbias of conv2d into preallocated arrays (None skips one)");
   m.def("im2col", &unfold, py::arg("x"), py::arg("cols"), py::arg("kernel_size"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"),
@@ -172,6 +192,26 @@ void register_conv(py::module_& m) {
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
         py::arg("threads"), py::arg("backward"),
         "Largest scratch (floats) conv2d forward or backward allocates for these shapes");
+  m.def(
+      "conv2d_winograd_workspace_floats",
+      [](const std::vector<int64_t>& x_shape, const std::vector<int64_t>& w_shape, Pair stride,
+         Pair padding, Pair dilation, int64_t groups) {
+        if (x_shape.size() != 4 || w_shape.size() != 4) {
+          throw std::invalid_argument("x_shape and w_shape must have 4 dimensions");
+        }
+        ConvShape s;
+        s.set_input(x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
+        s.set_window({w_shape[2], w_shape[3]}, stride, padding, dilation);
+        s.o = w_shape[0], s.groups = groups;
+        s.finish();
+        return conv2d_winograd_workspace(s);
+      },
+      py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"),
+      "Scratch (floats) conv2d's algo='winograd' allocates for these shapes");
+  m.def("winograd_matrices", &winograd::matrices, py::arg("kernel_size"),
+        "[A^T, G, B^T] of F(4x4, r x r) as compiled in (pykernels/winograd.h), each "
+        "row-major and flattened");
   m.def(
       "conv_parallel_mode", [](int mode) {
         if (mode < 0 || mode > 2) throw std::invalid_argument("mode must be 0, 1 or 2");

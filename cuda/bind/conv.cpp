@@ -163,8 +163,7 @@ void register_conv(py::module_& m) {
       py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"),
       "why algo='winograd' cannot run this convolution, or '' when it can");
-  m.def("winograd_matrices", &winograd_matrices, py::arg("kernel_size"),
-        "[A^T, G, B^T] of F(4x4, r x r) as compiled in, each row-major and flattened");
+
   m.def("conv2d_forward", &forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("y"), py::arg("workspace"), py::arg("workspace_floats"), py::arg("x_shape"),
         py::arg("w_shape"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),

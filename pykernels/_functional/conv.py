@@ -28,8 +28,11 @@ around one batched SGEMM, cuda/conv_winograd.cu, with
 pykernels.reference.winograd as its NumPy twin; its workspace holds the
 transformed weights, the weight gradient's slabs and a chunk's transformed
 input and products, under the same cap) or "auto" (im2col until Winograd's
-speed has been measured on a GPU). The CPU runs im2col for "auto" and
-"im2col" and refuses "winograd".
+speed has been measured on a GPU). The CPU runs the same Winograd algorithm
+(csrc/conv_winograd.cpp, the per-tile transforms shared with the GPU in
+pykernels/winograd.h) in chunks of images under 2**23 floats (32 MiB) of
+scratch, `conv2d_winograd_workspace_bytes` gives the figure; "auto" is
+im2col there too.
 """
 
 from __future__ import annotations
@@ -50,12 +53,9 @@ _gpu_workspace_cap = None
 ALGOS = {"auto": 0, "im2col": 1, "winograd": 2}
 
 
-def _algo_code(algo, device):
-    if algo not in ALGOS:
+def _algo_code(algo):
+    if not isinstance(algo, str) or algo not in ALGOS:
         raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
-    if algo == "winograd" and device == "cpu":
-        raise ValueError("algo='winograd' runs on CUDA arrays only; on the CPU conv2d is "
-                         "im2col + GEMM (algo='auto' or 'im2col')")
     return ALGOS[algo]
 
 
@@ -172,14 +172,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     im2col + SGEMM per chunk of images, threads across chunks; scratch is one
     chunk's column matrix per thread (see the module docstring for the bound;
     `conv2d_workspace_bytes` for the figure), none for a 1x1 stride-1 unpadded
-    convolution, which multiplies the input plane directly. On CUDA arrays,
-    algo="winograd" takes F(4x4, r x r) where it applies (ValueError naming
-    the parameter where not); see the module docstring.
+    convolution, which multiplies the input plane directly. algo="winograd"
+    takes F(4x4, r x r) where it applies (ValueError naming the parameter
+    where not); see the module docstring.
     """
     device = _device(x=x, weight=weight, bias=bias)
     stride, padding, dilation, groups, (oh, ow) = _check_conv(x, weight, stride, padding,
                                                               dilation, groups)
-    code = _algo_code(algo, device)
+    code = _algo_code(algo)
     if bias is not None:
         require_float32(bias, "bias")
         if tuple(bias.shape) != (weight.shape[0],):
@@ -191,7 +191,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     shape = (x.shape[0], weight.shape[0], oh, ow)
     if device == "cpu":
         y = np.empty(shape, dtype=np.float32)
-        cpu().conv2d_forward(x, weight, bias, y, stride, padding, dilation, groups)
+        cpu().conv2d_forward(x, weight, bias, y, stride, padding, dilation, groups, algo)
         return y
     import cupy
 
@@ -216,7 +216,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
     device = _device(dy=dy, x=x, weight=weight)
     stride, padding, dilation, groups, (oh, ow) = _check_conv(x, weight, stride, padding,
                                                               dilation, groups)
-    code = _algo_code(algo, device)
+    code = _algo_code(algo)
     require_float32(dy, "dy")
     expected = (x.shape[0], weight.shape[0], oh, ow)
     if tuple(dy.shape) != expected:
@@ -230,7 +230,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
         dweight = np.empty(weight.shape, dtype=np.float32)
         dbias = np.empty(weight.shape[0], dtype=np.float32)
         cpu().conv2d_backward(dy, x, weight, dx, dweight, dbias, stride, padding, dilation,
-                              groups)
+                              groups, algo)
         return dx, dweight, dbias
     import cupy
 
@@ -327,3 +327,12 @@ def conv2d_workspace_bytes(x_shape, weight_shape, stride=1, padding=0, dilation=
     threads = get_num_threads() if threads is None else threads
     return 4 * cpu().conv2d_workspace_floats(list(x_shape), list(weight_shape), stride, padding,
                                              dilation, groups, threads, backward)
+
+
+def conv2d_winograd_workspace_bytes(x_shape, weight_shape, stride=1, padding=0, dilation=1,
+                                    groups=1):
+    """Bytes of scratch conv2d(..., algo="winograd") allocates on the CPU
+    (forward or backward) for these shapes."""
+    stride, padding, dilation = _params(stride, padding, dilation)
+    return 4 * cpu().conv2d_winograd_workspace_floats(list(x_shape), list(weight_shape), stride,
+                                                      padding, dilation, groups)

@@ -33,6 +33,19 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* weight, con
 void conv2d_backward(const ConvShape& s, const float* dy, const float* x, const float* weight,
                      float* dx, float* dweight, float* dbias);
 
+// db[o] = sum of dy[:, o] over images and pixels, in a fixed order.
+void conv2d_bias_grad(const ConvShape& s, const float* dy, float* db);
+
+// Winograd F(4x4, r x r) (csrc/conv_winograd.cpp): the same results to
+// rounding, for stride 1, dilation 1, 3x3 or 5x5 kernels and padding <= r - 1;
+// std::invalid_argument naming the parameter otherwise. Deterministic for
+// any thread count. conv2d_winograd_workspace: the floats either allocates.
+void conv2d_winograd_forward(const ConvShape& s, const float* x, const float* weight,
+                             const float* bias, float* y);
+void conv2d_winograd_backward(const ConvShape& s, const float* dy, const float* x,
+                              const float* weight, float* dx, float* dweight, float* dbias);
+int64_t conv2d_winograd_workspace(const ConvShape& s);
+
 // Floats of scratch memory the forward / backward of `s` allocate at most
 // with `threads` OpenMP threads (the bound documented in conv.cpp).
 int64_t conv2d_forward_workspace(const ConvShape& s, int threads);

@@ -214,6 +214,24 @@ void require_supported(const ConvShape& s) {
 
 }  // namespace
 
+bool conv2d_winograd_preferred(const ConvShape& s) {
+  // Measured at 2 threads (AVX-512), forward and forward+backward against
+  // im2col, batch 4-128:
+  // - 5x5 gains 1.15-2.1x from 32 channels per group in and out (AlexNet's
+  //   conv2: 1.97x / 1.80x), breaks even at 16 -> 32 and loses below (0.2x at
+  //   1 -> 6: products with K = C/g barely use the GEMM);
+  // - 3x3 gains 1.13-1.77x from 128 channels on planes of 13x13 and more
+  //   (AlexNet's conv3-5: 1.13-1.41x), but loses on small planes or fewer
+  //   channels: 0.84x forward at 128 channels on 7x7 (4x4 tiles cover 8x8),
+  //   0.6x at 48-64 channels on 8x8 to 13x13.
+  if (!winograd::unsupported(s).empty() || s.h * s.w > INT_MAX || s.oh * s.ow > INT_MAX) {
+    return false;
+  }
+  const int64_t fewest = std::min(s.c_per_group(), s.o_per_group());
+  if (s.kh == 5) return fewest >= 32;
+  return fewest >= 128 && std::min(s.oh, s.ow) >= 12;
+}
+
 int64_t conv2d_winograd_workspace(const ConvShape& s) {
   require_supported(s);
   return s.n == 0 ? 0 : floats_for(s, chunk_images(s));

@@ -81,10 +81,11 @@ float* optional_out(std::optional<py::array>& a, const char* name,
   return out_ptr(*a, name);
 }
 
-// Which CPU algorithm: the Python layer's algo names.
-bool is_winograd(const std::string& algo) {
+// Which CPU algorithm runs `s` for the Python layer's algo name.
+bool is_winograd(const std::string& algo, const ConvShape& s) {
   if (algo == "winograd") return true;
-  if (algo == "auto" || algo == "im2col") return false;
+  if (algo == "im2col") return false;
+  if (algo == "auto") return conv2d_winograd_preferred(s);
   throw std::invalid_argument("algo must be 'auto', 'im2col' or 'winograd', got '" + algo + "'");
 }
 
@@ -101,7 +102,7 @@ void forward(const py::array& x, const py::array& weight, const std::optional<py
   const float* xp = in_ptr(x, "x");
   const float* wp = in_ptr(weight, "weight");
   float* yp = out_ptr(y, "y");
-  const bool winograd = is_winograd(algo);
+  const bool winograd = is_winograd(algo, s);
   py::gil_scoped_release release;
   if (winograd) {
     conv2d_winograd_forward(s, xp, wp, bp, yp);
@@ -122,7 +123,7 @@ void backward(const py::array& dy, const py::array& x, const py::array& weight,
   float* dxp = optional_out(dx, "dx", {s.n, s.c, s.h, s.w});
   float* dwp = optional_out(dweight, "dweight", {s.o, s.c_per_group(), s.kh, s.kw});
   float* dbp = optional_out(dbias, "dbias", {s.o});
-  const bool winograd = is_winograd(algo);
+  const bool winograd = is_winograd(algo, s);
   py::gil_scoped_release release;
   if (winograd) {
     conv2d_winograd_backward(s, dyp, xp, wp, dxp, dwp, dbp);

@@ -7,6 +7,10 @@ which is slow, so it is timed once per case on a smaller batch and scaled per
 image (the row says so). GFLOP/s count 2*N*O*C/g*kh*kw*OH*OW per pass; backward
 computes dx, dweight and dbias (twice the forward's FLOPs).
 
+Where Winograd applies (conv2-5) it is timed too, beside im2col: GFLOP/s
+still count the direct convolution's multiply-adds. "pykernels" is the
+default algorithm ("auto": Winograd for conv2 on the CPU, im2col elsewhere).
+
 `run_memory` measures the peak resident memory of conv1's forward at batch 128
 in a fresh subprocess, next to the output's size and the workspace bound.
 """
@@ -60,12 +64,17 @@ def _forward_flops(batch, c, o, k, s, p, hw):
     return 2.0 * batch * o * c * k * k * out * out
 
 
-def _pykernels_cases(x, w, b, dy, s, p):
-    def fwd_bwd():
-        F.conv2d(x, w, b, s, p)
-        F.conv2d_backward(dy, x, w, s, p)
+def winograd_applies(k, s, p):
+    """conv2d(algo="winograd")'s conditions, for AlexNet's square layers."""
+    return s == 1 and k in (3, 5) and p <= k - 1
 
-    return {"fwd": lambda: F.conv2d(x, w, b, s, p), "fwd+bwd": fwd_bwd}
+
+def _pykernels_cases(x, w, b, dy, s, p, algo="auto"):
+    def fwd_bwd():
+        F.conv2d(x, w, b, s, p, algo=algo)
+        F.conv2d_backward(dy, x, w, s, p, algo=algo)
+
+    return {"fwd": lambda: F.conv2d(x, w, b, s, p, algo=algo), "fwd+bwd": fwd_bwd}
 
 
 def _explicit_im2col(fn):
@@ -131,12 +140,19 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
             name, c, o, k, s, p, hw = layer
             x, w, b, dy = _operands(batch, c, o, k, s, p, hw)
             ours = _pykernels_cases(x, w, b, dy, s, p)
+            im2col = _pykernels_cases(x, w, b, dy, s, p, "im2col")
+            winograd = winograd_applies(k, s, p)
+            if winograd:
+                ours_winograd = _pykernels_cases(x, w, b, dy, s, p, "winograd")
             theirs = _torch_cases(torch, x, w, b, dy, s, p) if torch is not None else {}
             for what in ("fwd", "fwd+bwd"):
                 cases = {"pykernels": ours[what]}
+                if winograd:
+                    cases["im2col"] = im2col[what]
+                    cases["winograd"] = ours_winograd[what]
                 implicit = _uses_implicit_im2col(x.shape, w.shape, s, p)
                 if implicit:
-                    cases["explicit im2col"] = _explicit_im2col(ours[what])
+                    cases["explicit im2col"] = _explicit_im2col(im2col[what])
                 if theirs:
                     cases["torch"] = theirs[what]
                 with pinned_threads(t):
@@ -151,8 +167,12 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
                 if "torch" in med:
                     row["torch GFLOP/s"] = flops / med["torch"] / 1e9
                     row["vs torch"] = med["torch"] / med["pykernels"]
+                if winograd:
+                    row["winograd GFLOP/s"] = flops / med["winograd"] / 1e9
+                    row["winograd vs im2col"] = med["im2col"] / med["winograd"]
                 if implicit:
-                    row["implicit vs explicit im2col"] = med["explicit im2col"] / med["pykernels"]
+                    row["implicit vs explicit im2col"] = (med["explicit im2col"]
+                                                          / med.get("im2col", med["pykernels"]))
                 row["reference GFLOP/s"] = ref_gf
                 row["vs reference"] = gf / ref_gf
                 row["of peak"] = gf / peak

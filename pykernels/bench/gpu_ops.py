@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .. import functional as F
-from .conv import ALEXNET
+from .conv import ALEXNET, winograd_applies
 from .gpu import copy_gbps, event_medians, torch_cuda
 
 
@@ -27,11 +27,6 @@ def _torch_fp32(torch):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
     return torch
-
-
-def _winograd_applies(k, s, p):
-    """conv2d(algo="winograd")'s conditions (cuda/conv_winograd.cu), for square layers."""
-    return s == 1 and k in (3, 5) and p <= k - 1
 
 
 def _conv_cases(cupy, torch, name, c, o, k, s, p, hw, batch, backward):
@@ -49,7 +44,7 @@ def _conv_cases(cupy, torch, name, c, o, k, s, p, hw, batch, backward):
         return run
 
     cases = {"pykernels": (ours("auto"), "cupy")}
-    if _winograd_applies(k, s, p):
+    if winograd_applies(k, s, p):
         cases["winograd"] = (ours("winograd"), "cupy")
     if torch is not None:
         tx = torch.as_tensor(x, device="cuda").requires_grad_(backward)
@@ -198,7 +193,7 @@ def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: i
     nn.manual_seed(0)
     winograd_model = models.AlexNet(1000, width=width).to("cuda")
     for layer in winograd_model.modules():
-        if isinstance(layer, nn.Conv2d) and _winograd_applies(layer.kernel_size[0],
+        if isinstance(layer, nn.Conv2d) and winograd_applies(layer.kernel_size[0],
                                                               layer.stride[0], layer.padding[0]):
             layer.algo = "winograd"
     winograd_step = sgd_step(winograd_model, cupy.asarray(x), cupy.asarray(y), weight_decay=5e-4)

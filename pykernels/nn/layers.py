@@ -42,8 +42,8 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """`algo` is conv2d's: "auto", "im2col", or "winograd" (CUDA arrays, stride-1
-    3x3 / 5x5 layers); it may be changed between steps."""
+    """`algo` is conv2d's: "auto", "im2col", or "winograd" (stride-1 3x3 / 5x5
+    layers); it may be changed between steps."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, algo="auto"):

@@ -45,6 +45,10 @@ void conv2d_winograd_forward(const ConvShape& s, const float* x, const float* we
 void conv2d_winograd_backward(const ConvShape& s, const float* dy, const float* x,
                               const float* weight, float* dx, float* dweight, float* dbias);
 int64_t conv2d_winograd_workspace(const ConvShape& s);
+// Whether algo "auto" takes Winograd for `s` on the CPU (a measured rule:
+// 5x5 kernels with at least 32 channels per group in and out; 3x3 with at
+// least 128 and output planes of 12x12 or more).
+bool conv2d_winograd_preferred(const ConvShape& s);
 
 // Floats of scratch memory the forward / backward of `s` allocate at most
 // with `threads` OpenMP threads (the bound documented in conv.cpp).

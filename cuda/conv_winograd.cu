@@ -68,28 +68,23 @@ struct Transformed {
 
 // The tile kernels: one thread per (tile, channel), tiles along x (columns
 // of the transformed matrices), channels along y.
-template <int R>
-__global__ void input_transform(TileGrid g, const float* __restrict__ x, int64_t image_stride,
-                                int64_t channels, int64_t columns, Transformed v) {
-  const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (col >= columns) return;
-  const TileAt at = tile_at(g, col);
-  for (int64_t c = blockIdx.y; c < channels; c += gridDim.y) {
-    winograd::input_tile<R>(g, x + at.image * image_stride + c * int64_t(g.h) * g.w, at,
-                            v.data + c * v.ld + col, v.xi_stride);
-  }
-}
 
-template <int R>
-__global__ void grad_output_transform(TileGrid g, const float* __restrict__ dy,
-                                      int64_t image_stride, int64_t channels, int64_t columns,
-                                      Transformed dm) {
+// B^T d B for the tiles of x (GRAD_OUTPUT false), A dY A^T for those of dy.
+template <int R, bool GRAD_OUTPUT>
+__global__ void tile_transform(TileGrid g, const float* __restrict__ src, int64_t image_stride,
+                               int64_t channels, int64_t columns, Transformed dst) {
   const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (col >= columns) return;
   const TileAt at = tile_at(g, col);
-  for (int64_t k = blockIdx.y; k < channels; k += gridDim.y) {
-    winograd::grad_output_tile<R>(g, dy + at.image * image_stride + k * int64_t(g.oh) * g.ow, at,
-                                  dm.data + k * dm.ld + col, dm.xi_stride);
+  const int64_t plane = GRAD_OUTPUT ? int64_t(g.oh) * g.ow : int64_t(g.h) * g.w;
+  for (int64_t c = blockIdx.y; c < channels; c += gridDim.y) {
+    const float* tiles = src + at.image * image_stride + c * plane;
+    float* out = dst.data + c * dst.ld + col;
+    if constexpr (GRAD_OUTPUT) {
+      winograd::grad_output_tile<R>(g, tiles, at, out, dst.xi_stride);
+    } else {
+      winograd::input_tile<R>(g, tiles, at, out, dst.xi_stride);
+    }
   }
 }
 
@@ -187,13 +182,13 @@ dim3 tile_grid_launch(int64_t columns, int64_t channels) {
               unsigned(std::min(channels, kMaxGridY)));
 }
 
-template <int R>
-void transform_input(const TileGrid& g, const float* x, int64_t image_stride, int64_t channels,
-                     int64_t columns, Transformed v, cudaStream_t stream) {
+template <int R, bool GRAD_OUTPUT = false>
+void transform_tiles(const TileGrid& g, const float* src, int64_t image_stride, int64_t channels,
+                     int64_t columns, Transformed dst, cudaStream_t stream) {
   if (channels == 0 || columns == 0) return;
   PK_LAUNCH(tile_grid_launch(columns, channels), kThreads, 0, stream,
-            input_transform<R>)(g, x, image_stride, channels, columns, v);
-  check_launch("winograd input_transform");
+            tile_transform<R, GRAD_OUTPUT>)(g, src, image_stride, channels, columns, dst);
+  check_launch("winograd tile_transform");
 }
 
 template <int R>
@@ -204,16 +199,6 @@ void transform_output(const TileGrid& g, Transformed m, const float* bias, float
   PK_LAUNCH(tile_grid_launch(columns, channels), kThreads, 0, stream,
             output_transform<R>)(g, m, bias, y, image_stride, channels, columns);
   check_launch("winograd output_transform");
-}
-
-template <int R>
-void transform_grad_output(const TileGrid& g, const float* dy, int64_t image_stride,
-                           int64_t channels, int64_t columns, Transformed dm,
-                           cudaStream_t stream) {
-  if (channels == 0 || columns == 0) return;
-  PK_LAUNCH(tile_grid_launch(columns, channels), kThreads, 0, stream,
-            grad_output_transform<R>)(g, dy, image_stride, channels, columns, dm);
-  check_launch("winograd grad_output_transform");
 }
 
 template <int R, bool FLIPPED>
@@ -263,7 +248,7 @@ void winograd_convolve(const TileGrid& g, int64_t images, int64_t chunk, int64_t
     for (int64_t i0 = 0; i0 < images; i0 += chunk) {
       const int64_t count = std::min(chunk, images - i0), columns = count * g.tiles;
       const auto [v, m] = chunk_matrices(ws.chunk, kPoints, cg, og, columns);
-      transform_input<R>(g, x + i0 * in_image + grp * cg * g.h * g.w, in_image, cg, columns, v,
+      transform_tiles<R>(g, x + i0 * in_image + grp * cg * g.h * g.w, in_image, cg, columns, v,
                          stream);
       multiply_points(kPoints, og, cg, columns, u, v, m, stream);
       transform_output<R>(g, m, bias ? bias + grp * og : nullptr,
@@ -292,9 +277,9 @@ void winograd_weight_grad(const ConvGeometry& s, const float* dy, const float* x
     const SgemmSplit split = sgemm_split_into(columns, splits);
     for (int64_t grp = 0; grp < s.groups; ++grp) {
       const auto [v, dm] = chunk_matrices(ws.chunk, kPoints, cg, og, columns);
-      transform_input<R>(g, x + i0 * in_image + grp * cg * s.h * s.w, in_image, cg, columns, v,
+      transform_tiles<R>(g, x + i0 * in_image + grp * cg * s.h * s.w, in_image, cg, columns, v,
                          stream);
-      transform_grad_output<R>(g, dy + i0 * out_image + grp * og * s.oh * s.ow, out_image, og,
+      transform_tiles<R, true>(g, dy + i0 * out_image + grp * og * s.oh * s.ow, out_image, og,
                                columns, dm, stream);
       sgemm_batched(false, true, cg, og, columns, 1.0f, v.data, v.ld, dm.data, dm.ld, 1.0f,
                     ws.slabs + grp * per_group, og, kPoints, {v.xi_stride, dm.xi_stride, cg * og},

@@ -56,6 +56,29 @@ PK_HD TileAt tile_at(const TileGrid& g, int64_t col) {
 
 // Entry (i, j) of an n x n transformed tile goes to dst[(i*n + j) * xi_stride]:
 // one matrix per point xi, as the batched GEMM reads them.
+template <int N>
+PK_HD void store_points(const float (&out)[N][N], float* dst, int64_t xi_stride) {
+  PK_UNROLL
+  for (int i = 0; i < N; ++i) {
+    PK_UNROLL
+    for (int j = 0; j < N; ++j) dst[(i * N + j) * xi_stride] = out[i][j];
+  }
+}
+
+// fn(i, j, inside, offset) for pixel (i, j) of `at`'s 4x4 output tile: whether
+// it lies inside the output plane, and its offset there.
+template <class Fn>
+PK_HD void for_output_pixels(const TileGrid& g, const TileAt& at, Fn fn) {
+  PK_UNROLL
+  for (int i = 0; i < kTile; ++i) {
+    const int oy = at.row0 + i;
+    PK_UNROLL
+    for (int j = 0; j < kTile; ++j) {
+      const int ox = at.col0 + j;
+      fn(i, j, oy < g.oh && ox < g.ow, oy * g.ow + ox);
+    }
+  }
+}
 
 // B^T d B for the n x n input tile of `at` in `plane` (the input channel),
 // zeros outside the plane (the padding).
@@ -77,11 +100,7 @@ PK_HD void input_tile(const TileGrid& g, const float* plane, const TileAt& at, f
   }
   float out[N][N];
   sandwich<InputMatrix<R>>(d, out);
-  PK_UNROLL
-  for (int i = 0; i < N; ++i) {
-    PK_UNROLL
-    for (int j = 0; j < N; ++j) dst[(i * N + j) * xi_stride] = out[i][j];
-  }
+  store_points(out, dst, xi_stride);
 }
 
 // A dY A^T for the 4x4 tile of `at` in `plane` (a channel of dy), zeros past its edge.
@@ -90,22 +109,12 @@ PK_HD void grad_output_tile(const TileGrid& g, const float* plane, const TileAt&
                             int64_t xi_stride) {
   constexpr int N = Matrices<R>::N;
   float tile[kTile][kTile];
-  PK_UNROLL
-  for (int i = 0; i < kTile; ++i) {
-    const int oy = at.row0 + i;
-    PK_UNROLL
-    for (int j = 0; j < kTile; ++j) {
-      const int ox = at.col0 + j;
-      tile[i][j] = oy < g.oh && ox < g.ow ? plane[oy * g.ow + ox] : 0.0f;
-    }
-  }
+  for_output_pixels(g, at, [&](int i, int j, bool inside, int offset) {
+    tile[i][j] = inside ? plane[offset] : 0.0f;
+  });
   float out[N][N];
   sandwich<Transposed<OutputMatrix<R>>>(tile, out);
-  PK_UNROLL
-  for (int i = 0; i < N; ++i) {
-    PK_UNROLL
-    for (int j = 0; j < N; ++j) dst[(i * N + j) * xi_stride] = out[i][j];
-  }
+  store_points(out, dst, xi_stride);
 }
 
 // The 4x4 output tile A^T M A from the products at src[(i*n + j) * xi_stride],
@@ -123,15 +132,9 @@ PK_HD void output_tile(const TileGrid& g, const float* src, int64_t xi_stride, c
   }
   float out[kTile][kTile];
   sandwich<OutputMatrix<R>>(product, out);
-  PK_UNROLL
-  for (int i = 0; i < kTile; ++i) {
-    const int oy = at.row0 + i;
-    PK_UNROLL
-    for (int j = 0; j < kTile; ++j) {
-      const int ox = at.col0 + j;
-      if (oy < g.oh && ox < g.ow) plane[oy * g.ow + ox] = has_bias ? out[i][j] + bias : out[i][j];
-    }
-  }
+  for_output_pixels(g, at, [&](int i, int j, bool inside, int offset) {
+    if (inside) plane[offset] = has_bias ? out[i][j] + bias : out[i][j];
+  });
 }
 
 // G f G^T for the R x R filter f, rotated by 180 degrees when FLIPPED (dx's
@@ -149,11 +152,7 @@ PK_HD void weight_tile(const float* filter, float* dst, int64_t xi_stride) {
   }
   float out[N][N];
   sandwich<WeightMatrix<R>>(f, out);
-  PK_UNROLL
-  for (int i = 0; i < N; ++i) {
-    PK_UNROLL
-    for (int j = 0; j < N; ++j) dst[(i * N + j) * xi_stride] = out[i][j];
-  }
+  store_points(out, dst, xi_stride);
 }
 
 // The R x R filter gradient G^T dU G, dU entry xi = get(xi).

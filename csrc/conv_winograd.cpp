@@ -22,6 +22,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <stdexcept>
 #include <string>
@@ -40,6 +41,8 @@ using winograd::Matrices;
 using winograd::TileGrid;
 
 constexpr int64_t kWinogradWorkspaceFloats = int64_t{1} << 23;  // 32 MiB
+// The cap in use: kWinogradWorkspaceFloats, or a test's (set_conv_winograd_workspace_cap).
+std::atomic<int64_t> g_workspace_cap{kWinogradWorkspaceFloats};
 constexpr int64_t kMinParallelTiles = 256;  // (tile, channel) pairs worth a thread team
 constexpr int64_t kColumnBlock = 64;        // tiles per call of a lane kernel: whole lanes
 
@@ -75,7 +78,7 @@ int64_t floats_for(const ConvShape& s, int64_t chunk) {
 int64_t chunk_images(const ConvShape& s) {
   if (s.n <= 1) return 1;
   const int64_t per_image = std::max<int64_t>(1, floats_for(s, 1) - fixed_floats(s));
-  return std::clamp<int64_t>((kWinogradWorkspaceFloats - fixed_floats(s)) / per_image, 1, s.n);
+  return std::clamp<int64_t>((g_workspace_cap.load() - fixed_floats(s)) / per_image, 1, s.n);
 }
 
 // body(channel, column) for every pair, over the OpenMP threads when worth it.
@@ -194,15 +197,18 @@ void weight_grad(const ConvShape& s, const float* dy, const float* x, float* dwe
 // One call's scratch, kept for the next call on this thread (see Buffer).
 thread_local Buffer t_workspace;
 
+// This thread's scratch for one call; trimmed afterwards, so a call that
+// needed more than Buffer keeps (big U and dU) does not pin it.
 struct Workspace {
   float* data;
   int64_t chunk;
+  explicit Workspace(const ConvShape& s) : chunk(chunk_images(s)) {
+    data = t_workspace.get(floats_for(s, chunk));
+  }
+  ~Workspace() { t_workspace.trim(); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
 };
-
-Workspace workspace_for(const ConvShape& s) {
-  const int64_t chunk = chunk_images(s);
-  return {t_workspace.get(floats_for(s, chunk)), chunk};
-}
 
 void require_supported(const ConvShape& s) {
   const std::string why = winograd::unsupported(s);
@@ -213,6 +219,11 @@ void require_supported(const ConvShape& s) {
 }
 
 }  // namespace
+
+int64_t set_conv_winograd_workspace_cap(int64_t floats) {
+  if (floats < 1) throw std::invalid_argument("cap must be >= 1 float");
+  return g_workspace_cap.exchange(floats);
+}
 
 bool conv2d_winograd_preferred(const ConvShape& s) {
   // Measured at 2 threads (AVX-512), forward and forward+backward against
@@ -241,7 +252,7 @@ void conv2d_winograd_forward(const ConvShape& s, const float* x, const float* we
                              const float* bias, float* y) {
   require_supported(s);
   if (s.n == 0 || s.o == 0) return;
-  const Workspace ws = workspace_for(s);
+  const Workspace ws(s);
   const TileGrid g = winograd::tile_grid(s.h, s.w, s.oh, s.ow, s.ph, s.pw);
   winograd::with_kernel_size(s.kh, [&](auto r) {
     convolve<decltype(r)::value, false>(g, s.n, ws.chunk, s.c, s.o, s.groups, x, weight, bias, y,
@@ -258,7 +269,7 @@ void conv2d_winograd_backward(const ConvShape& s, const float* dy, const float* 
     if (dx != nullptr) std::fill_n(dx, s.n * s.c * s.h * s.w, 0.0f);
     return;
   }
-  const Workspace ws = workspace_for(s);
+  const Workspace ws(s);
   winograd::with_kernel_size(s.kh, [&](auto r) {
     constexpr int R = decltype(r)::value;
     if (dweight != nullptr) weight_grad<R>(s, dy, x, dweight, ws.chunk, ws.data);

@@ -138,7 +138,8 @@ def _cpu_run(x, w, b, dy, kw):
 
 
 def _check_against_im2col_and_reference(got, x, w, b, dy, kw):
-    im2col = (F.conv2d(x, w, b, **kw), *F.conv2d_backward(dy, x, w, **kw))
+    im2col = (F.conv2d(x, w, b, **kw, algo="im2col"),
+              *F.conv2d_backward(dy, x, w, **kw, algo="im2col"))
     x64, w64, b64, dy64 = (a.astype(np.float64) for a in (x, w, b, dy))
     want = (_reference(x64, w64, b64, kw["padding"], kw["groups"]),
             *_reference(x64, w64, b64, kw["padding"], kw["groups"], dy64))
@@ -165,36 +166,55 @@ def test_cpu_winograd_matches_im2col_and_reference(rng, each_isa, name):
     _check_against_im2col_and_reference(_cpu_run(x, w, b, dy, kw), x, w, b, dy, kw)
 
 
+@pytest.fixture
+def small_cpu_cap():
+    """Sets the CPU Winograd scratch cap (floats) for the test, so small
+    batches run in chunks (the weight gradient then sums chunks with beta = 1)."""
+    def set_cap(floats):
+        return pykernels._cpu.conv_winograd_workspace_cap(floats)
+
+    default = set_cap(1)
+    set_cap(default)
+    yield set_cap
+    set_cap(default)
+
+
 @pytest.mark.parametrize("name", ["5x5-alexnet-conv2-like", "3x3-groups-2"])
-def test_cpu_winograd_one_and_two_threads_bitwise_equal(rng, name):
+def test_cpu_winograd_in_chunks_and_one_or_two_threads(rng, small_cpu_cap, name):
     x, w, b, kw = _case(rng, name)
-    x = np.concatenate([x] * 5)  # several chunks of work for the threads
+    x = np.concatenate([x] * 3)[:5]  # 5 images: chunks of 1, or of 2, 2 and 1
     dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    whole = _cpu_run(x, w, b, dy, kw)
+    _check_against_im2col_and_reference(whole, x, w, b, dy, kw)
+    from pykernels._functional.conv import conv2d_winograd_workspace_bytes
+
+    small_cpu_cap(1)
+    one_image = conv2d_winograd_workspace_bytes(x.shape, w.shape, **kw) // 4
+    fixed = 2 * (w.shape[2] + 3) ** 2 * w.shape[1] * (w.shape[0] // kw["groups"])  # U and dU
+    two_images = one_image + (one_image - fixed)
+    small_cpu_cap(two_images)
+    assert conv2d_winograd_workspace_bytes(x.shape, w.shape, **kw) == 4 * two_images
     before = pykernels.get_num_threads()
     try:
-        pykernels.set_num_threads(1)
-        one = _cpu_run(x, w, b, dy, kw)
-        pykernels.set_num_threads(2)
-        two = _cpu_run(x, w, b, dy, kw)
+        for cap in (1, two_images):
+            small_cpu_cap(cap)
+            pykernels.set_num_threads(1)
+            one = _cpu_run(x, w, b, dy, kw)
+            pykernels.set_num_threads(2)
+            two = _cpu_run(x, w, b, dy, kw)
+            np.testing.assert_equal(one, two)
+            for a, c, scale in zip(whole, one, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
+                np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5 * scale)
     finally:
         pykernels.set_num_threads(before)
-    np.testing.assert_equal(one, two)
 
 
-def test_cpu_winograd_chunks_are_bounded_and_match(rng):
-    """AlexNet conv2 at batch 16 runs in chunks under the 32 MiB cap; a batch
-    that needs two chunks gives the one-image answers to rounding."""
+def test_cpu_winograd_workspace_is_bounded():
+    """AlexNet conv2 at batch 16 runs in chunks under the 32 MiB cap."""
     from pykernels._functional.conv import conv2d_winograd_workspace_bytes
 
     nbytes = conv2d_winograd_workspace_bytes((16, 64, 27, 27), (192, 64, 5, 5), padding=2)
     assert 64 * (64 + 192) * 49 * 4 < nbytes <= 2**25
-    x, w, b, kw = _case(rng, "5x5-alexnet-conv2-like")
-    x = random_f32(rng, (3, 64, 27, 27))
-    w = random_f32(rng, (192, 64, 5, 5))
-    b = random_f32(rng, (192,))
-    kw = dict(padding=2, groups=1)
-    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
-    _check_against_im2col_and_reference(_cpu_run(x, w, b, dy, kw), x, w, b, dy, kw)
     assert conv2d_winograd_workspace_bytes((0, 3, 9, 9), (4, 3, 3, 3), padding=1) == 0
 
 
@@ -217,15 +237,30 @@ def test_cpu_auto_takes_winograd_where_it_was_measured_faster(rng):
         np.testing.assert_array_equal(auto, im2col)
 
 
+def _empty_cases(rng):
+    """(x, w, b): no images, no input channels, no output channels."""
+    return [(np.zeros((0, 3, 9, 9), np.float32), random_f32(rng, (4, 3, 5, 5)),
+             random_f32(rng, (4,))),
+            (np.zeros((2, 0, 9, 9), np.float32), np.zeros((4, 0, 5, 5), np.float32),
+             random_f32(rng, (4,))),
+            (random_f32(rng, (2, 3, 9, 9)), np.zeros((0, 3, 5, 5), np.float32),
+             np.zeros((0,), np.float32))]
+
+
+def _check_empty(x, w, b, y, dx, dw, db):
+    """torch's answers: y is the bias, every gradient is zero."""
+    assert y.shape == (x.shape[0], w.shape[0], 9, 9) and dx.shape == x.shape
+    assert dw.shape == w.shape and db.shape == b.shape
+    np.testing.assert_array_equal(y, np.broadcast_to(b.reshape(1, -1, 1, 1), y.shape))
+    for grad in (dx, dw, db):
+        np.testing.assert_array_equal(grad, 0)
+
+
 def test_cpu_winograd_empty_batch_and_channels(rng):
-    w = random_f32(rng, (4, 3, 5, 5))
-    x = np.zeros((0, 3, 9, 9), np.float32)
-    assert F.conv2d(x, w, padding=2, algo="winograd").shape == (0, 4, 9, 9)
-    dx, dw, db = F.conv2d_backward(np.zeros((0, 4, 9, 9), np.float32), x, w, padding=2,
-                                   algo="winograd")
-    assert dx.shape == x.shape
-    np.testing.assert_array_equal(dw, 0)
-    np.testing.assert_array_equal(db, 0)
+    for x, w, b in _empty_cases(rng):
+        y = F.conv2d(x, w, b, padding=2, algo="winograd")
+        dy = np.zeros(y.shape, np.float32)
+        _check_empty(x, w, b, y, *F.conv2d_backward(dy, x, w, padding=2, algo="winograd"))
 
 
 @pytest.mark.parametrize("kw, pattern", [
@@ -312,17 +347,37 @@ def test_gpu_winograd_workspace_grows_per_chunk_and_stays_under_the_cap(cp):
 
 
 @pytest.mark.gpu
-def test_gpu_winograd_empty_batch_and_empty_channels(rng, nan_empty):
+def test_gpu_winograd_empty_batch_and_channels(rng, nan_empty):
     cp = nan_empty
-    w = random_f32(rng, (4, 3, 5, 5))
-    x = np.zeros((0, 3, 9, 9), np.float32)
-    y = F.conv2d(cp.asarray(x), cp.asarray(w), padding=2, algo="winograd")
-    assert y.shape == (0, 4, 9, 9)
-    dx, dw, db = F.conv2d_backward(cp.zeros((0, 4, 9, 9), np.float32), cp.asarray(x),
-                                   cp.asarray(w), padding=2, algo="winograd")
-    assert dx.shape == x.shape
-    np.testing.assert_array_equal(cp.asnumpy(dw), 0)
-    np.testing.assert_array_equal(cp.asnumpy(db), 0)
+    for x, w, b in _empty_cases(rng):
+        xg, wg = cp.asarray(x), cp.asarray(w)
+        y = F.conv2d(xg, wg, cp.asarray(b), padding=2, algo="winograd")
+        grads = F.conv2d_backward(cp.zeros(y.shape, np.float32), xg, wg, padding=2,
+                                  algo="winograd")
+        _check_empty(x, w, b, cp.asnumpy(y), *(cp.asnumpy(g) for g in grads))
+
+
+@pytest.mark.gpu
+def test_gpu_winograd_weight_gradient_in_slabs_groups_and_chunks(rng, nan_empty, monkeypatch):
+    """Enough tiles (33 images x 16) for the weight gradient's K to be cut in
+    two slabs, two groups, then chunks of 8 images: the slabs summed over
+    chunks with beta = 1, the last chunk (16 tiles, too few to cut) writing
+    only the first slab while the second keeps its sum."""
+    cp = nan_empty
+    x, w, b = random_f32(rng, (33, 4, 16, 16)), random_f32(rng, (6, 2, 3, 3)), random_f32(rng, (6,))
+    kw = dict(padding=1, groups=2)
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    whole = _gpu_run(cp, x, w, b, dy, kw)
+    _check_against_im2col_and_reference(whole, x, w, b, dy, kw)
+    cuda = pykernels._backend.cuda_module()
+    args = (list(x.shape), list(w.shape), (1, 1), (1, 1), (1, 1), 2)
+    one_image = cuda.conv2d_workspace(*args, 1, 2)[1]
+    cap = one_image + 7 * 36 * (2 + 3) * 16
+    assert cuda.conv2d_workspace(*args, cap, 2) == (8, cap)
+    monkeypatch.setattr(conv_module, "_gpu_workspace_cap", cap)
+    chunked = _gpu_run(cp, x, w, b, dy, kw)
+    for a, c, scale in zip(whole, chunked, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5 * scale)
 
 
 @pytest.mark.gpu
@@ -335,6 +390,9 @@ def test_gpu_winograd_refuses_what_it_cannot_run(rng, cp, kw, pattern):
     x, w = cp.asarray(random_f32(rng, (1, 2, 9, 9))), cp.asarray(random_f32(rng, (3, 2, 3, 3)))
     with pytest.raises(ValueError, match=pattern):
         F.conv2d(x, w, **kw, algo="winograd")
+    dy = cp.ones(F.conv2d(x, w, **kw).shape, np.float32)
+    with pytest.raises(ValueError, match=pattern):
+        F.conv2d_backward(dy, x, w, **kw, algo="winograd")
     w7 = cp.asarray(random_f32(rng, (3, 2, 7, 7)))
     with pytest.raises(ValueError, match="3x3 or 5x5 kernel, got"):
         F.conv2d(x, w7, padding=3, algo="winograd")

@@ -219,6 +219,9 @@ void register_conv(py::module_& m) {
         set_conv_parallel_mode(mode);
       },
       py::arg("mode"), "0 = auto, 1 = threads over images, 2 = images in sequence");
+  m.def("conv_winograd_workspace_cap", &set_conv_winograd_workspace_cap, py::arg("floats"),
+        "Test hook: the CPU Winograd scratch cap in floats (default 2^23); returns the "
+        "previous cap");
   m.def("conv_implicit_im2col", &set_conv_implicit_im2col, py::arg("enabled"),
         "Forward packs stride-1 same-width convs' columns from the image (True, the default) "
         "or materialises im2col (False); returns the previous setting");

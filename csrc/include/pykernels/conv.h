@@ -49,6 +49,9 @@ int64_t conv2d_winograd_workspace(const ConvShape& s);
 // 5x5 kernels with at least 32 channels per group in and out; 3x3 with at
 // least 128 and output planes of 12x12 or more).
 bool conv2d_winograd_preferred(const ConvShape& s);
+// Test hook: the Winograd scratch cap in floats (default 2^23), so a test can
+// make a small batch run in several chunks; returns the previous cap.
+int64_t set_conv_winograd_workspace_cap(int64_t floats);
 
 // Floats of scratch memory the forward / backward of `s` allocate at most
 // with `threads` OpenMP threads (the bound documented in conv.cpp).

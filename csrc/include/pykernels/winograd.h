@@ -75,7 +75,8 @@ PK_HD void for_output_pixels(const TileGrid& g, const TileAt& at, Fn fn) {
     PK_UNROLL
     for (int j = 0; j < kTile; ++j) {
       const int ox = at.col0 + j;
-      fn(i, j, oy < g.oh && ox < g.ow, oy * g.ow + ox);
+      const bool inside = oy < g.oh && ox < g.ow;
+      fn(i, j, inside, inside ? oy * g.ow + ox : 0);  // no int overflow past the edge
     }
   }
 }

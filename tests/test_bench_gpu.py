@@ -111,3 +111,16 @@ def test_conv_workspace_sweep_rows(cp):
     assert [r["pass"] for r in rows] == ["fwd", "fwd+bwd"]
     from pykernels._functional import conv as conv_module
     assert conv_module._gpu_workspace_cap is None  # restored
+
+
+@pytest.mark.real_gpu
+def test_main_run_on_cuda_times_our_kernels(tmp_path):
+    """`pykernels bench --device cuda`: our GEMM and conv (im2col and Winograd)
+    beside cuBLAS and cuDNN, not the peers alone."""
+    from pykernels.cli import main as cli_main
+
+    assert cli_main(["bench", "--device", "cuda", "--quick", "--ops", "gemm,conv,relu",
+                     "--no-progress", "--out", str(tmp_path / "report")]) == 0
+    results = (tmp_path / "report" / "results.json").read_text()
+    assert '"pykernels winograd"' in results and '"cuBLAS (CuPy)"' in results
+    assert "no GPU" not in results and "not built/usable" not in results

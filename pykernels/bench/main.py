@@ -307,9 +307,10 @@ CPU_BUILDERS = {"gemm": gemm_cases, "gemm-ladder": ladder_cases, "conv": conv_ca
 # ----------------------------------------------------------------- GPU cases
 
 def gpu_cases(cfg: Config) -> List[Case]:
-    """GEMM through cuBLAS (CuPy) and PyTorch CUDA, conv through cuDNN
-    (PyTorch CUDA), ReLU with pykernels' CUDA kernel. pykernels has no GPU
-    GEMM or conv yet: those rows carry the peers only."""
+    """pykernels' CUDA kernels against GEMM through cuBLAS (CuPy) and PyTorch
+    CUDA, conv through cuDNN (PyTorch CUDA; im2col and Winograd), ReLU
+    against cupy.maximum. Without pykernels' CUDA module the rows carry the
+    peers only."""
     from . import gpu
 
     cupy = gpu._cupy()
@@ -320,35 +321,42 @@ def gpu_cases(cfg: Config) -> List[Case]:
         a = cupy.random.standard_normal((n, n), dtype=cupy.float32)
         b = cupy.random.standard_normal((n, n), dtype=cupy.float32)
         c = cupy.empty((n, n), dtype=cupy.float32)
-        case = Case("gemm", f"{n}x{n}x{n}", "cuda", 2.0 * n**3, 12.0 * n * n, "GFLOP/s", None,
+        ours = (lambda: F.gemm(a, b, c)) if gpu.pykernels_cuda() else None
+        case = Case("gemm", f"{n}x{n}x{n}", "cuda", 2.0 * n**3, 12.0 * n * n, "GFLOP/s", ours,
                     peers={"cuBLAS (CuPy)": lambda: cupy.matmul(a, b, out=c)},
-                    peer_kinds={"cuBLAS (CuPy)": "cupy"}, note="pykernels: no GPU GEMM yet")
+                    peer_kinds={"cuBLAS (CuPy)": "cupy"},
+                    note="" if ours else "pykernels CUDA module not built/usable")
         if torch is not None:
             ta, tb = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
             case.peers["PyTorch CUDA"] = lambda: torch.matmul(ta, tb)
             case.peer_kinds["PyTorch CUDA"] = "torch"
         cases.append(case)
     if "conv" in cfg.ops:
+        c_, o, k, s, p, hw = ALEXNET_CONV["conv2"]
+        batch = 128
+        side = (hw + 2 * p - k) // s + 1
+        x = cupy.random.standard_normal((batch, c_, hw, hw), dtype=cupy.float32)
+        w = cupy.random.standard_normal((o, c_, k, k), dtype=cupy.float32)
+        usable = gpu.pykernels_cuda()
+        case = Case("conv2d fwd", f"conv2 N{batch} {c_}->{o} {k}x{k}/{s} @{hw}", "cuda",
+                    2.0 * batch * o * c_ * k * k * side * side,
+                    4.0 * (x.size + w.size + batch * o * side * side), "GFLOP/s",
+                    (lambda: F.conv2d(x, w, None, s, p)) if usable else None,
+                    variants={"winograd": lambda: F.conv2d(x, w, None, s, p,
+                                                           algo="winograd")} if usable else {},
+                    note="GFLOP/s count the direct convolution's multiply-adds" if usable
+                    else "pykernels CUDA module not built/usable")
         if torch is None:
-            cases.append(Case("conv2d fwd", "conv2 N128 64->192 5x5/1 @27", "cuda", 0, 0,
-                              "GFLOP/s", None, skipped={"PyTorch CUDA": TORCH_MISSING}))
+            case.skipped["PyTorch CUDA (cuDNN)"] = TORCH_MISSING
         else:
-            c_, o, k, s, p, hw = ALEXNET_CONV["conv2"]
-            batch = 128
-            tx = torch.randn(batch, c_, hw, hw, device="cuda")
-            tw = torch.randn(o, c_, k, k, device="cuda")
-            side = (hw + 2 * p - k) // s + 1
-            flops = 2.0 * batch * o * c_ * k * k * side * side
+            tx, tw = torch.as_tensor(x, device="cuda"), torch.as_tensor(w, device="cuda")
 
             def conv():
                 with torch.no_grad():
                     torch.nn.functional.conv2d(tx, tw, None, s, p)
-            cases.append(Case("conv2d fwd", f"conv2 N{batch} {c_}->{o} {k}x{k}/{s} @{hw}",
-                              "cuda", flops, 4.0 * (tx.numel() + tw.numel()
-                                                    + batch * o * side * side),
-                              "GFLOP/s", None, peers={"PyTorch CUDA (cuDNN)": conv},
-                              peer_kinds={"PyTorch CUDA (cuDNN)": "torch"},
-                              note="pykernels: no GPU conv yet"))
+            case.peers["PyTorch CUDA (cuDNN)"] = conv
+            case.peer_kinds["PyTorch CUDA (cuDNN)"] = "torch"
+        cases.append(case)
     if "relu" in cfg.ops:
         n = (64 if cfg.quick else 256) * 2**20 // 4
         x = cupy.random.standard_normal(n, dtype=cupy.float32)

@@ -356,15 +356,17 @@ ConvAlgo conv2d_algo(const ConvGeometry& s, ConvAlgo requested) {
   throw std::invalid_argument("unknown convolution algorithm " + std::to_string(int(requested)));
 }
 
-int64_t conv2d_chunk_images(const ConvGeometry& s, int64_t max_floats, ConvAlgo algo) {
-  if (algo == ConvAlgo::Winograd) return winograd_chunk_images(s, max_floats);
+int64_t conv2d_chunk_images(const ConvGeometry& s, int64_t max_floats, ConvAlgo algo,
+                            bool backward) {
+  if (algo == ConvAlgo::Winograd) return winograd_chunk_images(s, max_floats, backward);
   if (s.is_pointwise() || s.n <= 1) return 1;
   const int64_t per_image = (s.col_rows() + s.o) * s.out_plane();
   return std::clamp<int64_t>(max_floats / std::max<int64_t>(1, per_image), 1, s.n);
 }
 
-int64_t conv2d_workspace_floats(const ConvGeometry& s, int64_t chunk, ConvAlgo algo) {
-  if (algo == ConvAlgo::Winograd) return winograd_workspace_floats(s, chunk);
+int64_t conv2d_workspace_floats(const ConvGeometry& s, int64_t chunk, ConvAlgo algo,
+                                bool backward) {
+  if (algo == ConvAlgo::Winograd) return winograd_workspace_floats(s, chunk, backward);
   if (s.n == 0) return 0;
   chunk = std::clamp<int64_t>(chunk, 1, s.n);
   const int64_t out = chunk > 1 ? s.o * chunk * s.out_plane() : 0;

@@ -40,12 +40,13 @@ ConvAlgo conv2d_algo(const ConvGeometry& s, ConvAlgo requested);
 // largest S <= n with (C*kh*kw + O) * S * OH*OW <= max_floats, at least 1; 1
 // when pointwise. Winograd: see conv_winograd.cuh.
 int64_t conv2d_chunk_images(const ConvGeometry& s, int64_t max_floats,
-                            ConvAlgo algo = ConvAlgo::Im2col);
+                            ConvAlgo algo = ConvAlgo::Im2col, bool backward = false);
 
-// Floats of workspace conv2d_forward / conv2d_backward need with chunks of
-// `chunk` images; im2col: (C*kh*kw [not pointwise] + O [chunk > 1]) * chunk * OH*OW.
+// Floats of workspace conv2d_forward / conv2d_backward (`backward`) need with
+// chunks of `chunk` images; im2col, either way: (C*kh*kw [not pointwise] +
+// O [chunk > 1]) * chunk * OH*OW.
 int64_t conv2d_workspace_floats(const ConvGeometry& s, int64_t chunk,
-                                ConvAlgo algo = ConvAlgo::Im2col);
+                                ConvAlgo algo = ConvAlgo::Im2col, bool backward = false);
 
 // db[o] = sum of dy[:, o] over images and pixels, in a fixed order.
 void conv2d_bias_grad(const ConvGeometry& s, const float* dy, float* db, cudaStream_t stream);

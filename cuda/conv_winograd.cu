@@ -37,7 +37,8 @@
 //
 // Workspace (floats), per group reused: the transformed weights
 //   n*n * max(O/g * C4, C/g * O4)   (C4, O4: C/g, O/g rounded up to 4),
-// the weight gradient's slabs  splits * n*n * C/g * O/g * groups, and per chunk
+// in the backward the weight gradient's slabs  splits * n*n * C/g * O/g * groups,
+// and per chunk
 //   n*n * (C/g + O/g) * T4,  T4 = S * max(tiles of the output, tiles of the input)
 // rounded up to 4 (rows of 4k floats keep the GEMM's float4 loads).
 #include "conv_winograd.cuh"
@@ -170,9 +171,9 @@ int64_t slab_floats(const ConvGeometry& s) {
   return weight_grad_splits(s) * points(s) * s.c_per_group() * s.o_per_group() * s.groups;
 }
 
-WorkspaceLayout layout(const ConvGeometry& s, float* workspace) {
+WorkspaceLayout layout(const ConvGeometry& s, float* workspace, bool backward) {
   float* slabs = workspace + weights_floats(s);
-  return {workspace, slabs, slabs + slab_floats(s)};
+  return {workspace, slabs, slabs + (backward ? slab_floats(s) : 0)};
 }
 
 // ---- launches ----------------------------------------------------------------
@@ -300,24 +301,24 @@ void winograd_weight_grad(const ConvGeometry& s, const float* dy, const float* x
 
 std::string winograd_unsupported(const ConvGeometry& s) { return winograd::unsupported(s); }
 
-int64_t winograd_workspace_floats(const ConvGeometry& s, int64_t chunk) {
+int64_t winograd_workspace_floats(const ConvGeometry& s, int64_t chunk, bool backward) {
   if (s.n == 0) return 0;
   chunk = std::clamp<int64_t>(chunk, 1, s.n);
   const int64_t columns = chunk * std::max(output_tiles(s), input_tiles(s));
-  return weights_floats(s) + slab_floats(s) +
+  return weights_floats(s) + (backward ? slab_floats(s) : 0) +
          points(s) * (s.c_per_group() + s.o_per_group()) * round4(columns);
 }
 
-int64_t winograd_chunk_images(const ConvGeometry& s, int64_t max_floats) {
+int64_t winograd_chunk_images(const ConvGeometry& s, int64_t max_floats, bool backward) {
   if (s.n <= 1) return 1;
-  const int64_t fixed = winograd_workspace_floats(s, 1) -
+  const int64_t fixed = winograd_workspace_floats(s, 1, backward) -
                         points(s) * (s.c_per_group() + s.o_per_group()) *
                             round4(std::max(output_tiles(s), input_tiles(s)));
   const int64_t per_image =
       std::max<int64_t>(1, points(s) * (s.c_per_group() + s.o_per_group()) *
                                std::max(output_tiles(s), input_tiles(s)));
   int64_t chunk = std::clamp<int64_t>((max_floats - fixed) / per_image, 1, s.n);
-  while (chunk > 1 && winograd_workspace_floats(s, chunk) > max_floats) --chunk;
+  while (chunk > 1 && winograd_workspace_floats(s, chunk, backward) > max_floats) --chunk;
   return chunk;
 }
 
@@ -328,7 +329,7 @@ void winograd_forward(const ConvGeometry& s, const float* x, const float* weight
   const TileGrid g = winograd::tile_grid(s.h, s.w, s.oh, s.ow, s.ph, s.pw);
   winograd::with_kernel_size(s.kh, [&](auto r) {
     winograd_convolve<decltype(r)::value, false>(g, s.n, chunk, s.c, s.o, s.groups, x, weight,
-                                                 bias, y, layout(s, workspace), stream);
+                                                 bias, y, layout(s, workspace, false), stream);
   });
 }
 
@@ -347,7 +348,7 @@ void winograd_backward(const ConvGeometry& s, const float* dy, const float* x,
     }
     return;
   }
-  const WorkspaceLayout ws = layout(s, workspace);
+  const WorkspaceLayout ws = layout(s, workspace, true);
   winograd::with_kernel_size(s.kh, [&](auto r) {
     constexpr int R = decltype(r)::value;
     if (dweight != nullptr) winograd_weight_grad<R>(s, dy, x, dweight, chunk, ws, stream);

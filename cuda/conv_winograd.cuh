@@ -16,13 +16,14 @@ namespace pk::cuda {
 std::string winograd_unsupported(const ConvGeometry& s);
 
 // Images per chunk S for a workspace cap of `max_floats` (at least 1, at most
-// n), and the floats of workspace winograd_forward / winograd_backward need
-// for chunks of `chunk` images: the transformed weights and the weight
-// gradient's K slabs (fixed), plus the chunk's transformed inputs and
-// products, (C + O) * 64 (36 for 3x3) per tile of the larger of the output
-// and input planes (see conv_winograd.cu).
-int64_t winograd_chunk_images(const ConvGeometry& s, int64_t max_floats);
-int64_t winograd_workspace_floats(const ConvGeometry& s, int64_t chunk);
+// n), and the floats of workspace winograd_forward (backward false) or
+// winograd_backward need for chunks of `chunk` images: the transformed
+// weights and, for the backward, the weight gradient's K slabs (fixed),
+// plus the chunk's transformed inputs and products, (C + O) * 64 (36 for
+// 3x3) per tile of the larger of the output and input planes (see
+// conv_winograd.cu).
+int64_t winograd_chunk_images(const ConvGeometry& s, int64_t max_floats, bool backward);
+int64_t winograd_workspace_floats(const ConvGeometry& s, int64_t chunk, bool backward);
 
 // As conv2d_forward / conv2d_backward (same arguments, any output of the
 // backward may be null), for a convolution winograd_unsupported accepts.

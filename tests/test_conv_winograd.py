@@ -339,11 +339,13 @@ def test_gpu_winograd_workspace_grows_per_chunk_and_stays_under_the_cap(cp):
     one = cuda.conv2d_workspace(*args, 1, 2)[1]
     two = cuda.conv2d_workspace(*args, 2 * one, 2)
     assert two[0] >= 2 and two[1] <= 2 * one
-    whole = cuda.conv2d_workspace(*args, 2**28, 2)
     # AlexNet's conv2 at batch 128 fits the default 1 GiB cap in one chunk:
-    # 64 points x (64 + 192) channels x 128 images x 49 tiles, plus weights and slabs.
-    assert whole[0] == 128 and whole[1] <= 2**28
-    assert whole[1] >= 64 * 256 * 128 * 49
+    # 64 points x (64 + 192) channels x 128 images x 49 tiles, plus the
+    # weights (64 x 192 x 64) and, backward, 16 slabs of the weight gradient.
+    forward = cuda.conv2d_workspace(*args, 2**28, 2)
+    backward = cuda.conv2d_workspace(*args, 2**28, 2, True)
+    assert forward == (128, 64 * 256 * 128 * 49 + 64 * 192 * 64)
+    assert backward == (128, forward[1] + 16 * 64 * 192 * 64)
 
 
 @pytest.mark.gpu
@@ -371,9 +373,9 @@ def test_gpu_winograd_weight_gradient_in_slabs_groups_and_chunks(rng, nan_empty,
     _check_against_im2col_and_reference(whole, x, w, b, dy, kw)
     cuda = pykernels._backend.cuda_module()
     args = (list(x.shape), list(w.shape), (1, 1), (1, 1), (1, 1), 2)
-    one_image = cuda.conv2d_workspace(*args, 1, 2)[1]
+    one_image = cuda.conv2d_workspace(*args, 1, 2, True)[1]
     cap = one_image + 7 * 36 * (2 + 3) * 16
-    assert cuda.conv2d_workspace(*args, cap, 2) == (8, cap)
+    assert cuda.conv2d_workspace(*args, cap, 2, True) == (8, cap)
     monkeypatch.setattr(conv_module, "_gpu_workspace_cap", cap)
     chunked = _gpu_run(cp, x, w, b, dy, kw)
     for a, c, scale in zip(whole, chunked, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):

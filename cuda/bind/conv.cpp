@@ -65,18 +65,19 @@ ConvAlgo as_algo(int algo) {
 }
 
 // (images per chunk, workspace floats) for a workspace cap of max_floats.
-std::pair<int64_t, int64_t> plan(const ConvGeometry& s, int64_t max_floats, ConvAlgo algo) {
+std::pair<int64_t, int64_t> plan(const ConvGeometry& s, int64_t max_floats, ConvAlgo algo,
+                                 bool backward) {
   if (max_floats < 1) {
     throw std::invalid_argument("max_workspace_floats must be >= 1, got " +
                                 std::to_string(max_floats));
   }
-  const int64_t chunk = conv2d_chunk_images(s, max_floats, algo);
-  return {chunk, conv2d_workspace_floats(s, chunk, algo)};
+  const int64_t chunk = conv2d_chunk_images(s, max_floats, algo, backward);
+  return {chunk, conv2d_workspace_floats(s, chunk, algo, backward)};
 }
 
 int64_t checked_chunk(const ConvGeometry& s, std::uintptr_t workspace, int64_t workspace_floats,
-                      int64_t max_floats, ConvAlgo algo) {
-  const auto [chunk, need] = plan(s, max_floats, algo);
+                      int64_t max_floats, ConvAlgo algo, bool backward) {
+  const auto [chunk, need] = plan(s, max_floats, algo, backward);
   if (workspace_floats < need) {
     throw std::invalid_argument("workspace holds " + std::to_string(workspace_floats) +
                                 " floats, this convolution needs " + std::to_string(need));
@@ -101,7 +102,8 @@ void forward(std::uintptr_t x, std::uintptr_t weight, std::uintptr_t bias, std::
              int64_t max_workspace_floats, int algo, std::uintptr_t stream) {
   const ConvGeometry s = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups);
   const ConvAlgo chosen = conv2d_algo(s, as_algo(algo));
-  const int64_t chunk = checked_chunk(s, workspace, workspace_floats, max_workspace_floats, chosen);
+  const int64_t chunk =
+      checked_chunk(s, workspace, workspace_floats, max_workspace_floats, chosen, false);
   check_conv_pointers(s, x, weight, y);
   py::gil_scoped_release release;
   conv2d_forward(s, cptr(x), cptr(weight), optional_ptr(bias), mptr(y), mptr(workspace), chunk,
@@ -115,7 +117,8 @@ void backward(std::uintptr_t dy, std::uintptr_t x, std::uintptr_t weight, std::u
               int algo, std::uintptr_t stream) {
   const ConvGeometry s = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups);
   const ConvAlgo chosen = conv2d_algo(s, as_algo(algo));
-  const int64_t chunk = checked_chunk(s, workspace, workspace_floats, max_workspace_floats, chosen);
+  const int64_t chunk =
+      checked_chunk(s, workspace, workspace_floats, max_workspace_floats, chosen, true);
   check_conv_pointers(s, x, weight, dy);
   py::gil_scoped_release release;
   conv2d_backward(s, cptr(dy), cptr(x), cptr(weight), optional_ptr(dx), optional_ptr(dweight),
@@ -146,13 +149,14 @@ void register_conv(py::module_& m) {
   m.def(
       "conv2d_workspace",
       [](const Shape& x_shape, const Shape& w_shape, Pair stride, Pair padding, Pair dilation,
-         int64_t groups, int64_t max_workspace_floats, int algo) {
+         int64_t groups, int64_t max_workspace_floats, int algo, bool backward) {
         const ConvGeometry s = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups);
-        return plan(s, max_workspace_floats, conv2d_algo(s, as_algo(algo)));
+        return plan(s, max_workspace_floats, conv2d_algo(s, as_algo(algo)), backward);
       },
       py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"), py::arg("max_workspace_floats"), py::arg("algo") = 0,
-      "(images per chunk, workspace floats) of conv2d forward/backward under a workspace cap");
+      py::arg("backward") = false,
+      "(images per chunk, workspace floats) of conv2d forward or backward under a workspace cap");
   m.def(
       "conv2d_winograd_unsupported",
       [](const Shape& x_shape, const Shape& w_shape, Pair stride, Pair padding, Pair dilation,

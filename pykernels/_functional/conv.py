@@ -136,7 +136,8 @@ def _default_gpu_cap(cuda, device: int) -> int:
     return max(2**25, min(cuda.conv2d_default_workspace_floats, total // 64))
 
 
-def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups, algo=0):
+def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups, algo=0,
+                   backward=False):
     """(workspace array, its size in floats, the cap it was sized for). When
     the GPU has no room for it, a quarter of that size, and so on down to one
     image's columns: more chunks (the weight gradient then sums them in
@@ -146,7 +147,7 @@ def _gpu_workspace(cuda, x_shape, w_shape, stride, padding, dilation, groups, al
 
     def floats_for(cap):
         return cuda.conv2d_workspace(list(x_shape), list(w_shape), stride, padding, dilation,
-                                     groups, cap, algo)[1]
+                                     groups, cap, algo, backward)[1]
 
     cap = _gpu_workspace_cap or _default_gpu_cap(cuda, cupy.cuda.Device().id)
     floats = floats_for(cap)
@@ -241,7 +242,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
     dweight = cupy.empty(weight.shape, dtype=cupy.float32)
     dbias = cupy.empty(weight.shape[0], dtype=cupy.float32)
     ws, ws_floats, cap = _gpu_workspace(cuda, x.shape, weight.shape, stride, padding, dilation,
-                                        groups, code)
+                                        groups, code, backward=True)
     cuda.conv2d_backward(dy.data.ptr, x.data.ptr, weight.data.ptr, dx.data.ptr, dweight.data.ptr,
                          dbias.data.ptr, ws.data.ptr, ws_floats, list(x.shape),
                          list(weight.shape), stride, padding, dilation, groups, cap, code,

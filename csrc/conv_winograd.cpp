@@ -14,11 +14,11 @@
 // and the SGEMM is deterministic for any thread count, so 1 and 2 threads
 // give bitwise the same results.
 //
-// Workspace (floats): n*n * max(O/g * C/g, C/g * O/g) for U, n*n * C/g * O/g
-// for dU (backward), and per chunk n*n * (C/g + O/g) * S * max(tiles of the
-// output, tiles of the input), S the most images that keep the whole under
-// kWinogradWorkspaceFloats (at least 1). AlexNet conv2 at batch 16: chunks of
-// 8 images, 7.3 M floats (29 MB).
+// Workspace (floats): n*n * C/g * O/g for U and as much for dU, plus per
+// chunk n*n * (C/g + O/g) * S * max(tiles of the output, tiles of the input),
+// S the most images that keep the whole under kWinogradWorkspaceFloats (at
+// least 1); kept for the thread's next call unless over Buffer::kKeptFloats.
+// AlexNet conv2 at batch 16: chunks of 8 images, 8.0 M floats (30.5 MiB).
 #include <omp.h>
 
 #include <algorithm>

@@ -25,16 +25,17 @@ tried, down to one image's columns, before OutOfMemoryError is raised.
 `algo` picks the algorithm: "im2col" (the above), "winograd" (F(4x4, r x r)
 for stride-1, undilated 3x3 and 5x5 kernels with padding <= r - 1: transforms
 around batched SGEMMs, cuda/conv_winograd.cu and csrc/conv_winograd.cpp, the
-per-tile math shared in pykernels/winograd.h, pykernels.reference.winograd as
-the NumPy twin), or "auto". On the CPU "auto" takes Winograd for 5x5 kernels
-with at least 32 channels per group in and out and for 3x3 kernels with at
-least 128 on output planes of 12x12 or more (measured 1.1-2.1x im2col at 2
-threads; conv2d_winograd_preferred in csrc/conv_winograd.cpp), im2col
-otherwise; on the GPU it is im2col until Winograd's speed has been measured
-there. Winograd's CPU scratch: chunks of
-images under 2**23 floats (32 MiB), `conv2d_winograd_workspace_bytes` gives
-the figure; on the GPU the transformed weights, the weight gradient's slabs
-and a chunk's transformed input and products, under the same cap as im2col.
+per-tile math shared in csrc/include/pykernels/winograd.h,
+pykernels.reference.winograd as the NumPy twin), or "auto". On the CPU "auto"
+takes Winograd for 5x5 kernels with at least 32 channels per group in and out
+and for 3x3 kernels with at least 128 on output planes of 12x12 or more
+(measured 1.1-2.1x im2col at 2 threads; conv2d_winograd_preferred in
+csrc/conv_winograd.cpp), im2col otherwise; on the GPU it is im2col until
+Winograd's speed has been measured there. Winograd's CPU scratch: chunks of
+images under 2**23 floats (32 MiB); `conv2d_winograd_workspace_bytes` gives
+the figure. On the GPU: the transformed weights, in the backward the weight
+gradient's slabs, and a chunk's transformed input and products, under the
+same cap as im2col's.
 """
 
 from __future__ import annotations

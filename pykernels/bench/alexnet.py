@@ -183,5 +183,5 @@ def run(threads=(2,), repeats: int = 3, quick: bool = False, batch: int | None =
                  "GFLOP/s": "%.0f-%.0f" % tuple(lit["derived_gflops"]),
                  "of peak": "%.2f-%.2f" % tuple(lit["derived_of_peak"])})
     rows.append({"what": "GPU (this machine)", "device": "cuda", "batch": "",
-                 "step s": "", "images/s": "not measured (no GPU kernels in pykernels.nn)"})
+                 "step s": "", "images/s": "see `pykernels bench alexnet-gpu`"})
     return rows

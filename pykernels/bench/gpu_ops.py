@@ -172,6 +172,34 @@ def run_lstm(repeats: int = 5, t: int = 50, n: int = 64, h: int = 512, **_):
     return rows
 
 
+def _alexnet_batch(batch, image):
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((batch, 3, image, image), dtype=np.float32),
+            rng.integers(0, 1000, batch))
+
+
+def alexnet_gpu_seconds(x, y, width: float = 1.0, repeats: int = 3) -> dict:
+    """Seconds of one AlexNet training step on the GPU (CUDA events, medians,
+    interleaved) on the batch (x, y): "gpu" with the default convolutions,
+    "winograd" with algo="winograd" in every stride-1 3x3 / 5x5 layer."""
+    import cupy
+
+    from .. import models, nn
+    from .training import sgd_step
+
+    steps = {}
+    for name in ("gpu", "winograd"):
+        nn.manual_seed(0)
+        model = models.AlexNet(1000, width=width).to("cuda")
+        for layer in model.modules():
+            if name == "winograd" and isinstance(layer, nn.Conv2d) and winograd_applies(
+                    layer.kernel_size[0], layer.stride[0], layer.padding[0]):
+                layer.algo = "winograd"
+        steps[name] = (sgd_step(model, cupy.asarray(x), cupy.asarray(y), weight_decay=5e-4),
+                       "cupy")
+    return event_medians(steps, repeats=repeats)
+
+
 def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: int = 224, **_):
     """Images/s of one AlexNet training step on the GPU and on the CPU (all
     cores), same weights and batch; the CPU is timed with wall-clock medians.
@@ -179,26 +207,11 @@ def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: i
     `width` and `image` shrink the network and its input (tests only)."""
     import statistics
 
-    import cupy
-
     from .. import models, nn
     from .training import sgd_step
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, 3, image, image), dtype=np.float32)
-    y = rng.integers(0, 1000, batch)
-    nn.manual_seed(0)
-    gpu_model = models.AlexNet(1000, width=width).to("cuda")
-    gpu_step = sgd_step(gpu_model, cupy.asarray(x), cupy.asarray(y), weight_decay=5e-4)
-    nn.manual_seed(0)
-    winograd_model = models.AlexNet(1000, width=width).to("cuda")
-    for layer in winograd_model.modules():
-        if isinstance(layer, nn.Conv2d) and winograd_applies(layer.kernel_size[0],
-                                                              layer.stride[0], layer.padding[0]):
-            layer.algo = "winograd"
-    winograd_step = sgd_step(winograd_model, cupy.asarray(x), cupy.asarray(y), weight_decay=5e-4)
-    med = event_medians({"gpu": (gpu_step, "cupy"), "winograd": (winograd_step, "cupy")},
-                        repeats=repeats)
+    x, y = _alexnet_batch(batch, image)
+    med = alexnet_gpu_seconds(x, y, width, repeats)
     gpu_s = med["gpu"]
     nn.manual_seed(0)
     cpu_step = sgd_step(models.AlexNet(1000, width=width), x, y, weight_decay=5e-4)

@@ -227,7 +227,7 @@ int64_t set_conv_winograd_workspace_cap(int64_t floats) {
 
 bool conv2d_winograd_preferred(const ConvShape& s) {
   // Measured at 2 threads (AVX-512), forward and forward+backward against
-  // im2col, batch 4-128:
+  // im2col, batch 1-128:
   // - 5x5 gains 1.15-2.1x from 32 channels per group in and out (AlexNet's
   //   conv2: 1.97x / 1.80x), breaks even at 16 -> 32 and loses below (0.2x at
   //   1 -> 6: products with K = C/g barely use the GEMM);
@@ -235,7 +235,12 @@ bool conv2d_winograd_preferred(const ConvShape& s) {
   //   (AlexNet's conv3-5: 1.13-1.41x), but loses on small planes or fewer
   //   channels: 0.84x forward at 128 channels on 7x7 (4x4 tiles cover 8x8),
   //   0.6x at 48-64 channels on 8x8 to 13x13.
-  if (!winograd::unsupported(s).empty() || s.h * s.w > INT_MAX || s.oh * s.ow > INT_MAX) {
+  // - either loses below about 96 tiles in the batch (products too thin for
+  //   the GEMM): conv3 at batch 4 (64 tiles) 0.72x / 0.84x, conv2 at batch 1
+  //   (49 tiles) 0.85x / 0.58x; batch 8 and 2 (128 and 98 tiles) win.
+  constexpr int64_t kMinTiles = 96;
+  if (!winograd::unsupported(s).empty() || s.h * s.w > INT_MAX || s.oh * s.ow > INT_MAX ||
+      s.n * winograd::output_tiles(s) < kMinTiles) {
     return false;
   }
   const int64_t fewest = std::min(s.c_per_group(), s.o_per_group());

@@ -220,19 +220,20 @@ def test_cpu_winograd_workspace_is_bounded():
 
 def test_cpu_auto_takes_winograd_where_it_was_measured_faster(rng):
     """The measured rule: 5x5 with >= 32 channels per group in and out; 3x3
-    with >= 128 on output planes of at least 12x12."""
+    with >= 128 on output planes of at least 12x12; 96 or more 4x4 output
+    tiles in the batch (a 9x9 plane has 9 tiles, a 12x13 one 12)."""
     def run(x_shape, w_shape, padding, groups=1):
         x, w = random_f32(rng, x_shape), random_f32(rng, w_shape)
         return [F.conv2d(x, w, padding=padding, groups=groups, algo=a)
                 for a in ("auto", "winograd", "im2col")]
 
-    for case in (((2, 32, 9, 9), (32, 32, 5, 5), 2), ((1, 128, 12, 13), (128, 128, 3, 3), 1)):
+    for case in (((11, 32, 9, 9), (32, 32, 5, 5), 2), ((8, 128, 12, 13), (128, 128, 3, 3), 1)):
         auto, winograd, im2col = run(*case)
         np.testing.assert_array_equal(auto, winograd)
         assert not np.array_equal(auto, im2col)  # the two algorithms round differently
-    for case in (((2, 16, 9, 9), (32, 16, 5, 5), 2), ((2, 64, 9, 9), (64, 16, 5, 5), 2, 4),
-                 ((2, 32, 9, 9), (32, 32, 3, 3), 1), ((1, 128, 11, 13), (128, 128, 3, 3), 1),
-                 ((1, 96, 13, 13), (128, 96, 3, 3), 1)):
+    for case in (((6, 16, 9, 9), (32, 16, 5, 5), 2), ((6, 64, 9, 9), (64, 16, 5, 5), 2, 4),
+                 ((6, 32, 9, 9), (32, 32, 3, 3), 1), ((8, 128, 11, 13), (128, 128, 3, 3), 1),
+                 ((8, 96, 13, 13), (128, 96, 3, 3), 1), ((10, 32, 9, 9), (32, 32, 5, 5), 2)):
         auto, _, im2col = run(*case)
         np.testing.assert_array_equal(auto, im2col)
 

@@ -28,8 +28,9 @@ around batched SGEMMs, cuda/conv_winograd.cu and csrc/conv_winograd.cpp, the
 per-tile math shared in csrc/include/pykernels/winograd.h,
 pykernels.reference.winograd as the NumPy twin), or "auto". On the CPU "auto"
 takes Winograd for 5x5 kernels with at least 32 channels per group in and out
-and for 3x3 kernels with at least 128 on output planes of 12x12 or more
-(measured 1.1-2.1x im2col at 2 threads; conv2d_winograd_preferred in
+and for 3x3 kernels with at least 128 on output planes of 12x12 or more,
+given 96 or more 4x4 output tiles in the batch (measured 1.1-2.1x im2col at
+2 threads; conv2d_winograd_preferred in
 csrc/conv_winograd.cpp), im2col otherwise; on the GPU it is im2col until
 Winograd's speed has been measured there. Winograd's CPU scratch: chunks of
 images under 2**23 floats (32 MiB); `conv2d_winograd_workspace_bytes` gives

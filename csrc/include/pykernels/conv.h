@@ -47,7 +47,8 @@ void conv2d_winograd_backward(const ConvShape& s, const float* dy, const float* 
 int64_t conv2d_winograd_workspace(const ConvShape& s);
 // Whether algo "auto" takes Winograd for `s` on the CPU (a measured rule:
 // 5x5 kernels with at least 32 channels per group in and out; 3x3 with at
-// least 128 and output planes of 12x12 or more).
+// least 128 and output planes of 12x12 or more; 96 or more 4x4 output tiles
+// in the batch).
 bool conv2d_winograd_preferred(const ConvShape& s);
 // Test hook: the Winograd scratch cap in floats (default 2^23), so a test can
 // make a small batch run in several chunks; returns the previous cap.

@@ -286,7 +286,7 @@ def test_alexnet_line_on_gpu_compares_with_the_cpu_step(monkeypatch):
         seen["batch"] = len(x)
         return {"gpu": 0.128, "winograd": 0.064}
 
-    monkeypatch.setattr(gpu_ops, "_alexnet_batch", lambda batch, image: ([0] * batch, None))
+    monkeypatch.setattr(gpu_ops, "alexnet_batch", lambda batch, image: ([0] * batch, None))
     monkeypatch.setattr(gpu_ops, "alexnet_gpu_seconds", fake_seconds)
     line = bench_main._alexnet_on_gpu(bench_main.Config(), {"step_seconds": 8.0, "batch": 8})
     assert seen["batch"] == 128

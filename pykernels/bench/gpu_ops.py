@@ -172,7 +172,8 @@ def run_lstm(repeats: int = 5, t: int = 50, n: int = 64, h: int = 512, **_):
     return rows
 
 
-def _alexnet_batch(batch, image):
+def alexnet_batch(batch, image):
+    """A fixed random AlexNet batch: images (batch, 3, image, image), labels."""
     rng = np.random.default_rng(0)
     return (rng.standard_normal((batch, 3, image, image), dtype=np.float32),
             rng.integers(0, 1000, batch))
@@ -210,7 +211,7 @@ def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: i
     from .. import models, nn
     from .training import sgd_step
 
-    x, y = _alexnet_batch(batch, image)
+    x, y = alexnet_batch(batch, image)
     med = alexnet_gpu_seconds(x, y, width, repeats)
     gpu_s = med["gpu"]
     nn.manual_seed(0)

@@ -513,10 +513,10 @@ def devices(cfg: Config):
 def _alexnet_on_gpu(cfg: Config, cpu: dict) -> str:
     """One AlexNet training step on the GPU, at the 2012 batch of 128 (32 when
     quick), against the CPU step measured here: the story's ratio, in words."""
-    from .gpu_ops import _alexnet_batch, alexnet_gpu_seconds
+    from .gpu_ops import alexnet_batch, alexnet_gpu_seconds
 
     batch = 32 if cfg.quick else 128
-    med = alexnet_gpu_seconds(*_alexnet_batch(batch, 224), repeats=3)
+    med = alexnet_gpu_seconds(*alexnet_batch(batch, 224), repeats=3)
     best = min(med.values())
     return (f"{batch / med['gpu']:.0f} images/s at batch {batch} "
             f"({batch / med['winograd']:.0f} with Winograd convolutions), "

@@ -210,12 +210,20 @@ struct Workspace {
   Workspace& operator=(const Workspace&) = delete;
 };
 
-void require_supported(const ConvShape& s) {
+// Why Winograd cannot run `s` here ("" when it can): the shared conditions,
+// and in-plane indices that must fit the tile code's ints.
+std::string unsupported_on_cpu(const ConvShape& s) {
   const std::string why = winograd::unsupported(s);
-  if (!why.empty()) throw std::invalid_argument(why);
+  if (!why.empty()) return why;
   if (s.h * s.w > INT_MAX || s.oh * s.ow > INT_MAX) {
-    throw std::invalid_argument("winograd: planes of 2^31 pixels or more are not supported");
+    return "winograd: planes of 2^31 pixels or more are not supported";
   }
+  return "";
+}
+
+void require_supported(const ConvShape& s) {
+  const std::string why = unsupported_on_cpu(s);
+  if (!why.empty()) throw std::invalid_argument(why);
 }
 
 }  // namespace
@@ -239,8 +247,7 @@ bool conv2d_winograd_preferred(const ConvShape& s) {
   //   the GEMM): conv3 at batch 4 (64 tiles) 0.72x / 0.84x, conv2 at batch 1
   //   (49 tiles) 0.85x / 0.58x; batch 8 and 2 (128 and 98 tiles) win.
   constexpr int64_t kMinTiles = 96;
-  if (!winograd::unsupported(s).empty() || s.h * s.w > INT_MAX || s.oh * s.ow > INT_MAX ||
-      s.n * winograd::output_tiles(s) < kMinTiles) {
+  if (!unsupported_on_cpu(s).empty() || s.n * winograd::output_tiles(s) < kMinTiles) {
     return false;
   }
   const int64_t fewest = std::min(s.c_per_group(), s.o_per_group());

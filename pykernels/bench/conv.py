@@ -9,7 +9,8 @@ computes dx, dweight and dbias (twice the forward's FLOPs).
 
 Where Winograd applies (conv2-5) it is timed too, beside im2col: GFLOP/s
 still count the direct convolution's multiply-adds. "pykernels" is the
-default algorithm ("auto": Winograd for conv2 on the CPU, im2col elsewhere).
+default algorithm ("auto": at batch 16 Winograd for conv2-5 on the CPU, by
+the measured rule in csrc/conv_winograd.cpp, im2col for conv1).
 
 `run_memory` measures the peak resident memory of conv1's forward at batch 128
 in a fresh subprocess, next to the output's size and the workspace bound.

@@ -50,4 +50,5 @@ PYBIND11_MODULE(_cpu, m) {
   pk::bind::register_dropout(m);
   pk::bind::register_loss(m);
   pk::bind::register_lstm(m);
+  pk::bind::register_sgd(m);
 }

@@ -81,4 +81,5 @@ PYBIND11_MODULE(PYKERNELS_CUDA_MODULE_NAME, m) {
   pk::cuda::bind::register_dropout(m);
   pk::cuda::bind::register_loss(m);
   pk::cuda::bind::register_lstm(m);
+  pk::cuda::bind::register_sgd(m);
 }

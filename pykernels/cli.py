@@ -211,7 +211,7 @@ def main(argv=None) -> int:
                       help="main run: more shapes, AlexNet at batch 32 (several minutes)")
     bench.add_argument("--ops", type=_parse_ops,
                        help="main run: comma list of gemm,gemm-ladder,conv,pool,batchnorm,"
-                            "relu,lstm,alexnet (default: all)")
+                            "relu,lstm,sgd,alexnet (default: all)")
     bench.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                        help="main run: cpu, cuda, or all (default: the CPU, plus the GPU "
                             "when usable)")

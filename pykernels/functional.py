@@ -302,3 +302,4 @@ from ._functional.pool import (  # noqa: E402,F401
 from ._functional.batchnorm import batch_norm, batch_norm_backward  # noqa: E402,F401
 from ._functional.dropout import dropout, dropout_backward  # noqa: E402,F401
 from ._functional.loss import cross_entropy, cross_entropy_backward  # noqa: E402,F401
+from ._functional.sgd import sgd_step  # noqa: E402,F401

@@ -3,6 +3,8 @@ and a step learning-rate schedule."""
 
 from __future__ import annotations
 
+from ._backend import array_module
+
 
 class SGD:
     def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
@@ -22,20 +24,18 @@ class SGD:
             p.grad[...] = 0
 
     def step(self) -> None:
+        """One fused pass per parameter (functional.sgd_step), on whichever
+        device the parameter lives."""
+        from .functional import sgd_step
+
         for index, p in enumerate(self.params):
-            step = p.grad
-            if self.weight_decay:
-                step = step + self.weight_decay * p.data
-            if self.momentum:
-                velocity = self._velocity[index]
-                if velocity is None:
-                    velocity = step.copy()
-                    self._velocity[index] = velocity
-                else:
-                    velocity *= self.momentum
-                    velocity += (1.0 - self.dampening) * step
-                step = step + self.momentum * velocity if self.nesterov else velocity
-            p.data -= self.lr * step
+            first_step = False
+            if self.momentum and self._velocity[index] is None:
+                self._velocity[index] = array_module(p.data).empty_like(p.data)
+                first_step = True
+            sgd_step(p.data, p.grad, self._velocity[index], lr=self.lr, momentum=self.momentum,
+                     dampening=self.dampening, weight_decay=self.weight_decay,
+                     nesterov=self.nesterov, first_step=first_step)
 
 
 class StepLR:

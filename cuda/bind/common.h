@@ -39,5 +39,6 @@ void register_batchnorm(py::module_& m);
 void register_dropout(py::module_& m);
 void register_loss(py::module_& m);
 void register_lstm(py::module_& m);
+void register_sgd(py::module_& m);
 
 }  // namespace pk::cuda::bind

@@ -22,7 +22,7 @@ import numpy as np
 from .. import functional as F
 from .. import reference as R
 
-OPS = ("gemm", "gemm-ladder", "conv", "pool", "batchnorm", "relu", "lstm", "alexnet")
+OPS = ("gemm", "gemm-ladder", "conv", "pool", "batchnorm", "relu", "lstm", "sgd", "alexnet")
 SCHEMA_VERSION = 1
 # results.json: the top-level keys and each row's keys (tests hold them fixed).
 RESULT_KEYS = ("schema_version", "created", "command", "config", "machine", "peers",
@@ -299,9 +299,45 @@ def lstm_cases(cfg: Config) -> List[Case]:
     return cases
 
 
+# AlexNet's optimiser: momentum 0.9 with Nesterov and weight decay 5e-4.
+SGD_SETTINGS = dict(lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True)
+
+
+def _sgd_arrays(xp, n: int):
+    """Parameters, gradient and velocity of n elements on NumPy or CuPy."""
+    w = xp.asarray(_rng().standard_normal(n, dtype=np.float32))
+    g = xp.asarray(_rng(1).standard_normal(n, dtype=np.float32))
+    return w, g, xp.zeros(n, dtype=np.float32)
+
+
+def _torch_sgd_step(torch, n: int, device: str, **options):
+    """torch.optim.SGD's step over one n-element parameter with a gradient."""
+    param = torch.nn.Parameter(torch.randn(n, device=device))
+    param.grad = torch.randn(n, device=device)
+    optimizer = torch.optim.SGD([param], **SGD_SETTINGS, **options)
+    optimizer.step()  # creates the momentum buffer
+    return optimizer.step
+
+
+def sgd_cases(cfg: Config) -> List[Case]:
+    torch = _torch()
+    n = (4 if cfg.quick else 16) * 2**20
+    w, g, v = _sgd_arrays(np, n)
+    w_ref, v_ref = w.copy(), v.copy()
+    case = Case("sgd step", f"{n * 4 // 2**20} MiB params", "cpu", 8.0 * n, 20.0 * n, "GB/s",
+                lambda: F.sgd_step(w, g, v, **SGD_SETTINGS),
+                ref=lambda: R.sgd_step(w_ref, g, v_ref, **SGD_SETTINGS),
+                note="momentum + Nesterov + weight decay; bytes: read w, g, v, write w, v")
+    if torch is None:
+        case.skipped["PyTorch CPU"] = TORCH_MISSING
+    else:
+        case.peers["PyTorch CPU"] = _torch_sgd_step(torch, n, "cpu")
+    return [case]
+
+
 CPU_BUILDERS = {"gemm": gemm_cases, "gemm-ladder": ladder_cases, "conv": conv_cases,
                 "pool": pool_cases, "batchnorm": batchnorm_cases, "relu": relu_cases,
-                "lstm": lstm_cases}
+                "lstm": lstm_cases, "sgd": sgd_cases}
 
 
 # ----------------------------------------------------------------- GPU cases
@@ -366,6 +402,18 @@ def gpu_cases(cfg: Config) -> List[Case]:
                     ours, peers={"cupy.maximum": lambda: cupy.maximum(x, 0, out=y2)},
                     peer_kinds={"cupy.maximum": "cupy"},
                     note="" if ours else "pykernels CUDA module not built/usable")
+        cases.append(case)
+    if "sgd" in cfg.ops:
+        n = (16 if cfg.quick else 64) * 2**20
+        w, g, v = _sgd_arrays(cupy, n)
+        ours = (lambda: F.sgd_step(w, g, v, **SGD_SETTINGS)) if gpu.pykernels_cuda() else None
+        case = Case("sgd step", f"{n * 4 // 2**20} MiB params", "cuda", 8.0 * n, 20.0 * n,
+                    "GB/s", ours, note="" if ours else "pykernels CUDA module not built/usable")
+        if torch is not None:
+            for name, options in (("foreach", {}), ("fused", {"fused": True})):
+                peer = f"PyTorch CUDA ({name})"
+                case.peers[peer] = _torch_sgd_step(torch, n, "cuda", **options)
+                case.peer_kinds[peer] = "torch"
         cases.append(case)
     return cases
 

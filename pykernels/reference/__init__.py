@@ -12,6 +12,7 @@ from .loss import cross_entropy, cross_entropy_backward
 from .lstm import lstm, lstm_backward, lstm_cell, lstm_cell_backward
 from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
                    avg_pool2d_backward, max_pool2d, max_pool2d_backward)
+from .sgd import sgd_step
 
 __all__ = ["col2im", "conv2d", "conv2d_backward", "im2col",
            "gemm", "linear", "linear_backward", "lstm", "lstm_backward", "lstm_cell",
@@ -19,4 +20,4 @@ __all__ = ["col2im", "conv2d", "conv2d_backward", "im2col",
            "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
            "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm",
            "batch_norm_backward", "dropout", "dropout_backward", "cross_entropy",
-           "cross_entropy_backward"]
+           "cross_entropy_backward", "sgd_step"]

@@ -7,8 +7,13 @@ from ._backend import array_module
 
 
 class SGD:
+    """torch.optim.SGD's update. `fused` (the default) runs functional.sgd_step,
+    one pass over each parameter; fused=False runs the NumPy (or CuPy)
+    reference, one array operation per term: same numbers, kept as the slower
+    rung for the benchmarks."""
+
     def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
+                 weight_decay: float = 0.0, nesterov: bool = False, fused: bool = True):
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"lr, momentum and weight_decay must be >= 0, got {lr}, "
                              f"{momentum}, {weight_decay}")
@@ -18,16 +23,17 @@ class SGD:
         self.lr, self.momentum, self.dampening = lr, momentum, dampening
         self.weight_decay, self.nesterov = weight_decay, nesterov
         self._velocity = [None] * len(self.params)
+        self.fused = fused
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad[...] = 0
 
     def step(self) -> None:
-        """One fused pass per parameter (functional.sgd_step), on whichever
-        device the parameter lives."""
-        from .functional import sgd_step
+        from .functional import sgd_step as fused_step
+        from .reference import sgd_step as reference_step
 
+        sgd_step = fused_step if self.fused else reference_step
         for index, p in enumerate(self.params):
             first_step = False
             if self.momentum and self._velocity[index] is None:

@@ -293,3 +293,23 @@ def test_alexnet_line_on_gpu_compares_with_the_cpu_step(monkeypatch):
     # 1000 and 2000 images/s; the CPU does 1 image/s, so the best GPU step is 2000x it.
     assert line == ("1000 images/s at batch 128 (2000 with Winograd convolutions), "
                     "2000x the CPU step measured here")
+
+
+def test_training_suite_rows(monkeypatch):
+    from pykernels import models
+    from pykernels.bench import training
+
+    monkeypatch.setattr(training, "NETWORKS",
+                        (("lenet5 (1x32x32)", lambda: models.LeNet5(10, 1, 32), (1, 32, 32), 4),))
+    rows = training.run(threads=(1,), repeats=1)
+    assert [r["network"] for r in rows] == ["lenet5 (1x32x32)"]
+    assert rows[0]["pykernels img/s"] > 0 and rows[0]["fused SGD gain"] > 0
+    assert "vs torch" in rows[0]
+
+
+def test_main_run_sgd_case_runs():
+    case, = bench_main.sgd_cases(bench_main.Config(quick=True))
+    assert case.op == "sgd step" and case.metric == "GB/s"
+    for fn in (case.ours, case.ref, *case.peers.values()):
+        fn()
+    assert "sgd" in bench_main.OPS and "sgd" in bench_main.CPU_BUILDERS

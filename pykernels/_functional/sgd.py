@@ -27,7 +27,12 @@ from .._validate import device_of, float32_contiguous, output_array, require_flo
 __all__ = ["sgd_step"]
 
 
+_F32 = np.dtype(np.float32)
+
+
 def _hyper(value, name: str, minimum=None) -> float:
+    if type(value) is float and math.isfinite(value) and (minimum is None or value >= minimum):
+        return value  # the common case, checked cheaply
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -40,12 +45,22 @@ def _hyper(value, name: str, minimum=None) -> float:
 def _check_no_overlap(arrays: dict) -> None:
     """The kernel reads one element of each array and writes param's (and
     velocity's): arrays sharing memory would see each other's writes."""
-    names = [n for n, a in arrays.items() if a is not None]
+    names = list(arrays)
+    xp = array_module(arrays["param"])
     for i, first in enumerate(names):
         for second in names[i + 1:]:
-            a, b = arrays[first], arrays[second]
-            if array_module(a).may_share_memory(a, b):
+            if xp.may_share_memory(arrays[first], arrays[second]):
                 raise ValueError(f"{first} and {second} must not share memory")
+
+
+def _plain_host_arrays(param, grad, velocity) -> bool:
+    """The optimiser's case, checked cheaply (a step calls this once per
+    parameter, often on small arrays): NumPy float32 C-contiguous arrays of one
+    shape, the written ones writable."""
+    arrays = (param, grad) if velocity is None else (param, grad, velocity)
+    return (all(type(a) is np.ndarray and a.dtype == _F32 and a.flags.c_contiguous
+                and a.shape == param.shape for a in arrays)
+            and param.flags.writeable and (velocity is None or velocity.flags.writeable))
 
 
 @accepts_cuda_interface
@@ -63,6 +78,11 @@ def sgd_step(param, grad, velocity=None, *, lr, momentum=0.0, dampening=0.0, wei
     arrays = {"param": param, "grad": grad}
     if momentum:
         arrays["velocity"] = velocity
+    hyper = (lr, momentum, dampening, weight_decay, bool(nesterov), bool(first_step))
+    if _plain_host_arrays(param, grad, velocity if momentum else None):
+        _check_no_overlap(arrays)
+        cpu().sgd_step(param, grad, velocity if momentum else None, *hyper)
+        return
     device = device_of(**arrays)
     output_array(param, param.shape, device, "param")
     require_float32(grad, "grad")
@@ -71,7 +91,6 @@ def sgd_step(param, grad, velocity=None, *, lr, momentum=0.0, dampening=0.0, wei
         output_array(velocity, param.shape, device, "velocity")
     _check_no_overlap(arrays)
     grad = float32_contiguous(grad, "grad")
-    hyper = (lr, momentum, dampening, weight_decay, bool(nesterov), bool(first_step))
     if device == "cpu":
         cpu().sgd_step(param, grad, velocity if momentum else None, *hyper)
     else:

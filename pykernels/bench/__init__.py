@@ -101,6 +101,13 @@ def _gemm_ladder_all(**kw):
     return gemm_gpu.run_side_by_side(threads=kw["threads"][-1:], repeats=min(kw["repeats"], 3))
 
 
+def _training(**kw):
+    from . import training
+
+    return training.run(threads=kw["threads"], repeats=min(kw["repeats"], 5),
+                        quick=kw.get("quick", False))
+
+
 def _gpu_ops(name):
     def run(**kw):
         from . import gpu_ops
@@ -136,6 +143,8 @@ SUITES = {
                     "shapes vs PyTorch", _layers),
     "lstm": Suite("LSTM layer T=50 fwd and fwd+bwd: fused vs naive vs PyTorch vs NumPy", _lstm),
     "relu": Suite("ReLU forward bandwidth vs np.maximum and np.copyto (64 MiB)", _relu),
+    "training": Suite("Training steps (LeNet-5, ResNet-20 at batch 64, AlexNet at 8) vs "
+                      "PyTorch CPU, and the fused SGD step's gain", _training),
     "relu-gpu": Suite("ReLU forward bandwidth on the GPU vs cupy.maximum and a copy",
                       _relu_gpu, default=_gpu_usable()),
     "gemm-gpu": Suite("GPU SGEMM ladder vs cuBLAS (TF32 off) at n=1024-8192, TFLOP/s and "

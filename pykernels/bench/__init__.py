@@ -155,8 +155,9 @@ SUITES = {
                              _gemm_ladder_all, default=_gpu_usable()),
     "conv-gpu": Suite("AlexNet conv1-5 at batch 128 on the GPU, fwd and fwd+bwd, vs cuDNN",
                       _gpu_ops("run_conv"), default=_gpu_usable()),
-    "bandwidth-gpu": Suite("Pooling, ReLU and batch norm on the GPU as a fraction of the "
-                           "device-to-device copy bandwidth", _gpu_ops("run_bandwidth"),
+    "bandwidth-gpu": Suite("Pooling, ReLU, batch norm and the SGD step on the GPU as a "
+                           "fraction of the device-to-device copy bandwidth",
+                           _gpu_ops("run_bandwidth"),
                            default=_gpu_usable()),
     "lstm-gpu": Suite("LSTM layer T=50 N=64 I=H=512 on the GPU vs cuDNN, fwd and fwd+bwd",
                       _gpu_ops("run_lstm"), default=_gpu_usable()),

@@ -101,6 +101,9 @@ def _memory_bound_cases(cupy, shape):
     gamma, beta = cupy.ones(channels, cupy.float32), cupy.zeros(channels, cupy.float32)
     y_bn, save_mean, save_invstd = F.batch_norm(x, mean, var, gamma, beta, True)
     pooled, indices = F.max_pool2d(x, 3, 2, 1)
+    w, g, v = cupy.empty_like(x), cupy.random.standard_normal(shape, dtype=cupy.float32), \
+        cupy.zeros(shape, cupy.float32)
+    w[...] = x
     return [
         ("relu fwd", lambda: F.relu(x, out=y_relu), 2 * n),
         ("max_pool2d 3x3/2 fwd", lambda: F.max_pool2d(x, 3, 2, 1),
@@ -111,6 +114,9 @@ def _memory_bound_cases(cupy, shape):
         # Sums read dy and x; dx reads them again and writes dx.
         ("batch_norm bwd", lambda: F.batch_norm_backward(y_bn, x, gamma, save_mean,
                                                          save_invstd), 5 * n),
+        # AlexNet's update (momentum, Nesterov, weight decay): reads w, g, v, writes w, v.
+        ("sgd step", lambda: F.sgd_step(w, g, v, lr=0.01, momentum=0.9, weight_decay=5e-4,
+                                        nesterov=True), 5 * n),
     ]
 
 

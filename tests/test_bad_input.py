@@ -71,7 +71,14 @@ def _good_calls():
                                                       _a(2, 4), _a(16, 3), _a(16, 4), gates]),
         "lstm": (F.lstm, [_a(3, 2, 3), _a(2, 4), _a(2, 4), _a(16, 3), _a(16, 4), _a(16), _a(16)]),
         "lstm_backward": (F.lstm_backward, [_a(3, 2, 4), _a(2, 4), _a(2, 4), cache]),
+        # In place: param (0) and velocity (2) are written, so they must be
+        # C-contiguous; the table's calls keep updating them, which is fine.
+        "sgd_step": (_sgd_step, [_a(3, 4), _a(3, 4, seed=1), np.zeros((3, 4), np.float32)]),
     }
+
+
+def _sgd_step(param, grad, velocity):
+    return F.sgd_step(param, grad, velocity, lr=0.1, momentum=0.9, weight_decay=1e-4)
 
 
 GOOD = _good_calls()
@@ -130,7 +137,9 @@ def test_good_call_is_fine_and_non_contiguous_is_accepted(name):
     fn, args = GOOD[name]
     expected = fn(*args)
     strided = []
-    in_place = {1, 2} if name == "batch_norm" else set()  # running stats: refused, by design
+    # Written in place, so refused when strided, by design: batch norm's running
+    # statistics, SGD's parameters and velocity.
+    in_place = {"batch_norm": {1, 2}, "sgd_step": {0, 2}}.get(name, set())
     for i, a in enumerate(args):
         if (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim >= 1
                 and i not in in_place):
@@ -296,6 +305,13 @@ def _rows():
          V, "h"),
         ("lstm_cell-bias", lambda: F.lstm_cell(_a(2, 3), _a(2, 4), _a(2, 4), _a(16, 3),
                                                _a(16, 4), _a(15)), V, "b_ih"),
+        ("sgd_step-shapes", lambda: F.sgd_step(_a(3, 4), _a(4, 3), lr=0.1), V, "shape"),
+        ("sgd_step-lr-neg", lambda: F.sgd_step(_a(3, 4), _a(3, 4), lr=-1.0), V, "lr"),
+        ("sgd_step-no-velocity", lambda: F.sgd_step(_a(3, 4), _a(3, 4), lr=0.1, momentum=0.9),
+         V, "velocity"),
+        ("sgd_step-aliased", lambda: F.sgd_step(*[_a(3, 4)] * 2, lr=0.1), V, "share memory"),
+        ("sgd_step-param-1d-strided", lambda: F.sgd_step(_a(8)[::2], _a(4), lr=0.1), V,
+         "C-contiguous"),
         ("lstm_cell-algo", lambda: F.lstm_cell(*GOOD["lstm_cell"][1], algo="magic"), V, "algo"),
         ("lstm_cell_backward-gates",
          lambda: F.lstm_cell_backward(*GOOD["lstm_cell_backward"][1][:7], _a(2, 12)), V, "gates"),
@@ -468,13 +484,29 @@ def _torch_rows():
         _same(y, ty)
         _same(cn, tcn[0])
 
+    def sgd_nan(torch):
+        param, grad = _special((6, 6)), _special((6, 6))[::-1].copy()
+        theirs = torch.nn.Parameter(_t(torch, param))
+        theirs.grad = _t(torch, grad)
+        torch.optim.SGD([theirs], lr=0.1, momentum=0.9, weight_decay=0.01,
+                        nesterov=True).step()
+        F.sgd_step(param, grad, np.empty_like(param), lr=0.1, momentum=0.9, weight_decay=0.01,
+                   nesterov=True, first_step=True)
+        _same(param, theirs)
+
+    def sgd_empty(torch):
+        param = _a(0, 5)
+        F.sgd_step(param, _a(0, 5), _a(0, 5), lr=0.1, momentum=0.9)
+        assert param.shape == (0, 5)
+
     return [("empty-conv2d", conv_empty), ("empty-pool", pool_empty),
             ("empty-im2col-col2im", im2col_empty), ("empty-linear-gemm", linear_empty),
             ("empty-batch_norm", bn_empty), ("empty-cross_entropy", ce_empty),
             ("empty-lstm", lstm_empty), ("empty-elementwise", elementwise_empty),
             ("nan-relu", relu_nan), ("nan-gemm-linear", gemm_nan), ("nan-conv2d-im2col", conv_nan),
             ("nan-pool", pool_nan), ("nan-batch_norm", bn_nan), ("inf-cross_entropy", ce_inf),
-            ("nan-dropout", dropout_nan), ("nan-lstm", lstm_nan)]
+            ("nan-dropout", dropout_nan), ("nan-lstm", lstm_nan), ("nan-sgd_step", sgd_nan),
+            ("empty-sgd_step", sgd_empty)]
 
 
 TORCH_ROWS = _torch_rows()
@@ -539,6 +571,8 @@ ABSURD = {
     "batch_norm-broadcast-2^40": ("F.batch_norm(np.broadcast_to(np.float32(1), (2**20, 2, 2**20)),"
                                   " None, None, None, None, True)", None),
     "dropout-seed-2^64": ("F.dropout(x, 0.5, seed=2**64)", None),
+    "sgd_step-grad-2^40": ("F.sgd_step(np.ones(4, np.float32), "
+                           "np.broadcast_to(np.float32(1), (2**40,)), lr=0.1)", None),
     "cross_entropy-2^40": ("F.cross_entropy(np.broadcast_to(np.float32(1), (2**20, 2**20)), "
                            "np.zeros(2**20, np.int64))", None),
     "lstm-hidden-2^20": ("F.lstm(np.ones((1, 1, 1), np.float32), np.ones((1, 2**20), np.float32), "

@@ -34,6 +34,8 @@ CASES = {
     "resnet-strided": ((5, 4, 16, 16), (6, 4, 3, 3), 2, 1, 1, 1),
     # Chunk capped by cache size (7 images of 576 x 64 columns), 33 = 4 * 7 + 5 images.
     "capped-chunk": ((33, 64, 8, 8), (8, 64, 3, 3), 1, 1, 1, 1),
+    # Stride 1 with more padding than the kernel spans: dx stays on col2im.
+    "padding-past-the-kernel": ((2, 3, 6, 5), (4, 3, 3, 2), 1, (3, 1), 1, 1),
 }
 IDS = list(CASES)
 
@@ -260,6 +262,43 @@ def test_implicit_im2col_is_bitwise_the_explicit_one(rng, threads, each_isa, cas
     _close(implicit[0], R.conv2d(x64, w64, b64, **kw), np.sqrt(w[0].size))
 
 
+def _stride_one(name):
+    _, w_shape, stride, *_ = CASES[name]
+    return stride in (1, (1, 1)) and w_shape[2:] != (1, 1)
+
+
+@pytest.mark.parametrize("name", [n for n in IDS if _stride_one(n)])
+def test_backward_data_as_forward_matches_the_col2im_path(rng, threads, name):
+    """Stride-1 dx as the forward convolution of dy with the flipped kernel
+    (the default) against W^T @ dy and col2im: both near the float64
+    reference, the new one bitwise the same on 1 and 2 threads, dW and db
+    untouched."""
+    x, w, b, kw = _case(rng, name)
+    dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
+    as_forward = [threads(n, F.conv2d_backward, dy, x, w, **kw) for n in (1, 2)]
+    args = (x.shape, w.shape, kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    workspace = conv2d_workspace_bytes(*args, backward=True, threads=2)
+    try:
+        _cpu.conv_dx_as_forward(False)
+        col2im = threads(2, F.conv2d_backward, dy, x, w, **kw)
+        col2im_workspace = conv2d_workspace_bytes(*args, backward=True, threads=2)
+    finally:
+        _cpu.conv_dx_as_forward(True)
+    _, padding, dilation = conv_module._params(kw["stride"], kw["padding"], kw["dilation"])
+    spans = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
+    # the shared test of the path: its workspace differs from col2im's
+    taken = all(p <= s for p, s in zip(padding, spans)) and w.shape[0] // kw["groups"] <= 64
+    assert (workspace != col2im_workspace) == taken
+    np.testing.assert_array_equal(as_forward[0][0], as_forward[1][0])
+    for got, want in zip(as_forward[0][1:], col2im[1:]):
+        np.testing.assert_array_equal(got, want)
+    ref = R.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
+                            **kw)
+    scale = np.sqrt(w.shape[0] * w.shape[2] * w.shape[3])
+    _close(as_forward[0][0], ref[0], scale)
+    _close(col2im[0], ref[0], scale)
+
+
 def _packed_weights(got, rest, rows, depth):
     """The part of a workspace beyond `rest`: the weights packed once per call,
     rows rounded up to the micro-kernel's register tile (at most 15 more)."""
@@ -293,8 +332,23 @@ def test_workspace_is_bounded_per_image():
     bwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1,
                                  backward=True, threads=2)
     chunk = 7  # ceil(1024 / 169) images side by side
-    # stride 1 reads rows in place: no phase scratch; backward packs W^T (1728 x 384)
+    # The weight gradient: columns, dy side by side and one gradient term per
+    # thread (stride 1 reads rows in place: no phase scratch). dx is the forward
+    # of dy (384 channels) with the flipped kernel: its workspace, and the
+    # flipped weights.
+    # With 384 output channels dx is W^T @ dy and col2im: W^T (1728 x 384) packed.
     _packed_weights(bwd, 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 384 * 1728), 1728, 384)
+    # With 64, dx is the forward of dy with the flipped kernel: that forward's
+    # workspace and the flipped weights take the place of the packed W^T.
+    resnet = ((64, 64, 8, 8), (64, 64, 3, 3))
+    bwd = conv2d_workspace_bytes(*resnet, padding=1, backward=True, threads=2)
+    dx_forward = conv2d_workspace_bytes(*resnet, padding=1, threads=2)  # its own transpose
+    try:
+        _cpu.conv_dx_as_forward(False)
+        col2im_bwd = conv2d_workspace_bytes(*resnet, padding=1, backward=True, threads=2)
+    finally:
+        _cpu.conv_dx_as_forward(True)
+    _packed_weights(col2im_bwd, bwd - dx_forward - 4 * 64 * 576, 576, 64)
     # a stride-1 "same" forward packs its columns straight from the image: no column matrix
     fwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1, threads=2)
     _packed_weights(fwd, 2 * 4 * 384 * chunk * 169, 384, 1728)

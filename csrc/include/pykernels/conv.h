@@ -69,4 +69,9 @@ void set_conv_parallel_mode(int mode);
 // Returns the previous setting.
 bool set_conv_implicit_im2col(bool enabled);
 
+// Test and benchmark hook: false keeps backward-data on W^T @ dy and col2im
+// where it would run as a forward convolution of dy with the flipped kernel
+// (stride 1). Returns the previous setting.
+bool set_conv_dx_as_forward(bool enabled);
+
 }  // namespace pk

@@ -278,18 +278,25 @@ def linear(x, weight, bias=None):
 
 
 @accepts_cuda_interface
-def linear_backward(dy, x, weight):
-    """Gradients of linear: dx = dy @ weight, dw = dy.T @ x, db = dy summed."""
-    device_of(dy=dy, x=x, weight=weight)
+def linear_backward(dy, x, weight, *, add_dw_to=None):
+    """Gradients of linear: dx = dy @ weight, dw = dy.T @ x, db = dy summed.
+
+    With `add_dw_to` (a C-contiguous float32 array of weight's shape, on the
+    same device), dw is added into it by the GEMM itself (beta = 1: no
+    temporary the size of the weight) and that array is returned as dw;
+    nn.Linear accumulates its weight gradient this way."""
+    device = device_of(dy=dy, x=x, weight=weight)
     _check_linear_shapes(x, weight)
     expected = (*x.shape[:-1], weight.shape[0])
     if dy.shape != expected:
         raise ValueError(f"dy has shape {dy.shape}, expected {expected} for x {x.shape} "
                          f"and weight {weight.shape}")
+    if add_dw_to is not None:
+        output_array(add_dw_to, weight.shape, device, "add_dw_to")
     dy2 = float32_contiguous(dy, "dy").reshape(-1, weight.shape[0])
     x2 = float32_contiguous(x, "x").reshape(-1, weight.shape[1])
     dx = gemm(dy2, weight).reshape(x.shape)
-    dw = gemm(dy2, x2, trans_a=True)
+    dw = gemm(dy2, x2, add_dw_to, beta=0.0 if add_dw_to is None else 1.0, trans_a=True)
     db = dy2.sum(axis=0, dtype=np.float32)
     return dx, dw, db
 

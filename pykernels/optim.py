@@ -35,13 +35,16 @@ class SGD:
 
         sgd_step = fused_step if self.fused else reference_step
         for index, p in enumerate(self.params):
-            first_step = False
-            if self.momentum and self._velocity[index] is None:
-                self._velocity[index] = array_module(p.data).empty_like(p.data)
-                first_step = True
-            sgd_step(p.data, p.grad, self._velocity[index], lr=self.lr, momentum=self.momentum,
+            velocity = self._velocity[index]
+            first_step = bool(self.momentum) and velocity is None
+            if first_step:
+                velocity = array_module(p.data).empty_like(p.data)
+            sgd_step(p.data, p.grad, velocity, lr=self.lr, momentum=self.momentum,
                      dampening=self.dampening, weight_decay=self.weight_decay,
                      nesterov=self.nesterov, first_step=first_step)
+            # Kept only once a step has filled it: after a refused first step
+            # the next one must start the velocity again.
+            self._velocity[index] = velocity
 
 
 class StepLR:

@@ -64,6 +64,8 @@ def _compile_flags() -> list[str]:
 
     return [*_sanitizer_flags(), "-std=c++20", "-O2", "-fPIC", "-pthread", "-fvisibility=hidden",
             "-Wno-unknown-pragmas", "-DPYKERNELS_CUDA_EMU",
+            # As nvcc's __fmul_rn / __fadd_rn: no FMA contraction (pykernels/sgd_update.h).
+            "-ffp-contract=off",
             f"-DPYKERNELS_CUDA_MODULE_NAME={MODULE_NAME}",
             f"-I{CUDA_DIR}", f"-I{REPO / 'csrc' / 'include'}",
             f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}"]

@@ -299,6 +299,20 @@ def test_backward_data_as_forward_matches_the_col2im_path(rng, threads, name):
     _close(col2im[0], ref[0], scale)
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_backward_data_as_forward_up_to_64_output_channels_per_group(groups):
+    def changes_workspace(out_channels):
+        args = ((2, 4, 6, 6), (out_channels, 4 // groups, 3, 3), 1, 1, 1, groups)
+        with_it = conv2d_workspace_bytes(*args, backward=True, threads=1)
+        try:
+            _cpu.conv_dx_as_forward(False)
+            return conv2d_workspace_bytes(*args, backward=True, threads=1) != with_it
+        finally:
+            _cpu.conv_dx_as_forward(True)
+
+    assert changes_workspace(64 * groups) and not changes_workspace(65 * groups)
+
+
 def _packed_weights(got, rest, rows, depth):
     """The part of a workspace beyond `rest`: the weights packed once per call,
     rows rounded up to the micro-kernel's register tile (at most 15 more)."""

@@ -72,3 +72,36 @@ def test_linear_bad_input():
         F.linear(x, np.ones((4, 3)))
     with pytest.raises(ValueError, match=r"dy has shape \(2, 5\), expected \(2, 4\)"):
         F.linear_backward(np.ones((2, 5), np.float32), x, w)
+
+
+@pytest.mark.parametrize("x_shape", [(5, 7), (2, 3, 7), (0, 7)])
+def test_linear_backward_adds_dw_into_a_given_array(rng, x_shape):
+    x, weight = random_f32(rng, x_shape), random_f32(rng, (4, 7))
+    dy = random_f32(rng, (*x_shape[:-1], 4))
+    strided_dy = np.empty((*dy.shape, 2), np.float32)
+    strided_dy[..., 0] = dy
+    start = random_f32(rng, weight.shape)
+    grad = start.copy()
+    dx, dw, db = F.linear_backward(strided_dy[..., 0], x, weight, add_dw_to=grad)
+    want = F.linear_backward(dy, x, weight)
+    assert dw is grad
+    np.testing.assert_array_equal(dx, want[0])
+    np.testing.assert_array_equal(db, want[2])
+    np.testing.assert_allclose(grad, start + want[1], rtol=1e-6, atol=1e-6)
+    for bad, exc, match in [(np.zeros((7, 4), np.float32), ValueError, "shape"),
+                            (np.zeros((4, 7)), TypeError, "dtype"),
+                            (np.zeros((7, 4), np.float32).T, ValueError, "C-contiguous")]:
+        with pytest.raises(exc, match=match):
+            F.linear_backward(dy, x, weight, add_dw_to=bad)
+
+
+def test_linear_module_backward_names_bad_dy(rng):
+    from pykernels import nn
+
+    layer = nn.Linear(7, 4)
+    layer(random_f32(rng, (3, 7)))
+    with pytest.raises(TypeError, match="dy"):
+        layer.backward(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="dy"):
+        layer.backward(np.zeros((3, 5), np.float32))
+    assert not layer.weight.grad.any()  # nothing was added by the refused calls

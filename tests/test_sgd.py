@@ -150,14 +150,54 @@ def test_bad_input(rng):
         F.sgd_step(param, grad, lr=0.1, nesterov=True)
 
 
+def test_numpy_scalars_and_float32_rounding_of_the_hyperparameters(rng):
+    """The kernel computes with float32 hyperparameters: NumPy float64 scalars
+    give the same numbers as Python floats, a momentum that rounds to 0 is no
+    momentum on both sides, and one past float32's range is refused."""
+    param, grad = random_f32(rng, (257,)), random_f32(rng, (257,))
+    for settings in [dict(lr=np.float64(0.1), momentum=np.float64(0.9),
+                          weight_decay=np.float64(1e-3), dampening=np.float64(0.1)),
+                     dict(lr=0.1, momentum=1e-46, dampening=0.5)]:
+        ours, expected = param.copy(), param.copy()
+        v_ours, v_expected = (np.full_like(param, 7.0) for _ in range(2))
+        F.sgd_step(ours, grad, v_ours, **settings)
+        R.sgd_step(expected, grad, v_expected, **settings)
+        np.testing.assert_array_equal(ours, expected)
+        np.testing.assert_array_equal(v_ours, v_expected)
+    with pytest.raises(ValueError, match="lr"):
+        F.sgd_step(param, grad, lr=1e39)
+    with pytest.raises(ValueError, match="dampening"):
+        F.sgd_step(param, grad, np.zeros_like(param), lr=0.1, momentum=0.9, dampening=-1e39)
+
+
+def test_optimizer_restarts_the_velocity_after_a_refused_first_step(rng):
+    start_value = random_f32(rng, (3,))
+    ours = nn.Parameter(start_value.copy())
+    opt = optim.SGD([ours], lr=0.1, momentum=0.9)
+    ours.grad = np.ones(3)  # float64: refused
+    with pytest.raises(TypeError, match="grad"):
+        opt.step()
+    ours.grad = np.ones(3, np.float32)
+    opt.step()
+    expected, velocity = start_value.copy(), np.empty_like(start_value)
+    R.sgd_step(expected, ours.grad, velocity, lr=0.1, momentum=0.9, first_step=True)
+    np.testing.assert_array_equal(ours.data, expected)
+    np.testing.assert_array_equal(opt._velocity[0], velocity)
+
+
 def test_binding_checks_sizes_and_velocity():
     from pykernels._backend import cpu
 
     param, grad = np.zeros(4, np.float32), np.zeros(5, np.float32)
     with pytest.raises(ValueError, match="elements"):
         cpu().sgd_step(param, grad, None, 0.1, 0.0, 0.0, 0.0, False, False)
-    with pytest.raises(ValueError, match="velocity"):
+    with pytest.raises(TypeError, match="velocity"):
         cpu().sgd_step(param, param.copy(), None, 0.1, 0.9, 0.0, 0.0, False, False)
+    buffer = np.zeros(9, np.float32)
+    with pytest.raises(ValueError, match="share memory"):
+        cpu().sgd_step(buffer[:4], buffer[3:7], None, 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(ValueError, match="share memory"):
+        cpu().sgd_step(buffer[:4], param, buffer[2:6], 0.1, 0.9, 0.0, 0.0, False, False)
 
 
 def test_optimizer_uses_the_kernel_and_matches_torch(rng, torch):

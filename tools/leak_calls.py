@@ -42,6 +42,8 @@ def calls(d):
     _, _, gates = F.lstm_cell(d["seq"][0], d["h0"], d["c0"], d["w_ih"], d["w_hh"])
     _, _, _, cache = F.lstm(d["seq"], d["h0"], d["c0"], d["w_ih"], d["w_hh"])
     cols = F.im2col(d["x"], 3, 2, 1)
+    dy_same = np.ones(F.conv2d(d["x"], d["w"], None, 1, 1).shape, np.float32)
+    param, grad, velocity = (np.full(50, v, np.float32) for v in (1.0, 0.5, 0.0))
     bad = np.ones(3, np.float32)
 
     def expect_error(fn):
@@ -59,6 +61,8 @@ def calls(d):
         ("linear_backward", lambda: F.linear_backward(d["a"][:, :4], d["a"], d["lin_w"])),
         ("conv2d", lambda: F.conv2d(d["x"], d["w"], d["bias"], 2, 1)),
         ("conv2d_backward", lambda: F.conv2d_backward(d["dy"], d["x"], d["w"], 2, 1)),
+        # stride 1: dx as the forward convolution of dy with the flipped kernel
+        ("conv2d_backward-stride-1", lambda: F.conv2d_backward(dy_same, d["x"], d["w"], 1, 1)),
         ("im2col", lambda: F.im2col(d["x"], 3, 2, 1)),
         ("col2im", lambda: F.col2im(cols, d["x"].shape, 3, 2, 1)),
         ("max_pool2d", lambda: F.max_pool2d(d["x"], 3, 2, 1)),
@@ -80,6 +84,8 @@ def calls(d):
                                                             d["w_hh"], gates)),
         ("lstm", lambda: F.lstm(d["seq"], d["h0"], d["c0"], d["w_ih"], d["w_hh"])),
         ("lstm_backward", lambda: F.lstm_backward(cache.y, d["h0"], d["c0"], cache)),
+        ("sgd_step", lambda: F.sgd_step(param, grad, velocity, lr=1e-3, momentum=0.9,
+                                        nesterov=True, weight_decay=1e-4)),
         ("binding-error-conv", lambda: expect_error(
             lambda: _cpu.conv2d_forward(d["x"], d["w"], None, bad, (1, 1), (0, 0), (1, 1), 1))),
         ("binding-error-gemm", lambda: expect_error(

@@ -12,15 +12,13 @@ void register_sgd(py::module_& m) {
       [](std::uintptr_t param, std::uintptr_t grad, std::uintptr_t velocity, int64_t n,
          double lr, double momentum, double dampening, double weight_decay, bool nesterov,
          bool first_step, std::uintptr_t stream) {
-        if (momentum != 0.0) {
+        const sgd::Hyper h = sgd::make_hyper(lr, momentum, dampening, weight_decay, nesterov);
+        if (h.momentum != 0.0f) {
           check_pointers(n, {param, grad, velocity});
         } else {
           check_pointers(n, {param, grad});
           velocity = 0;
         }
-        // 1 - dampening in double, then rounded once, as on the CPU.
-        const sgd::Hyper h{float(lr), float(momentum), float(1.0 - dampening),
-                           float(weight_decay), nesterov};
         py::gil_scoped_release release;
         sgd_step(mptr(param), cptr(grad), mptr(velocity), n, h, first_step, as_stream(stream));
       },

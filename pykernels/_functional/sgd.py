@@ -30,15 +30,32 @@ __all__ = ["sgd_step"]
 _F32 = np.dtype(np.float32)
 
 
-def _hyper(value, name: str, minimum=None) -> float:
-    if type(value) is float and math.isfinite(value) and (minimum is None or value >= minimum):
-        return value  # the common case, checked cheaply
+def _real(value, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or (minimum is not None and value < minimum):
-        bound = f" >= {minimum}" if minimum is not None else ""
-        raise ValueError(f"{name} must be a finite number{bound}, got {value}")
+    return float(value)
+
+
+def _as_float32(value: float) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.float32(value))
+
+
+def _hyper(value, name: str, minimum: float) -> float:
+    """`value` checked, as the float32 the kernel computes with (so a momentum
+    too small for float32 counts as 0 here and in the kernel alike)."""
+    value = _real(value, name)
+    rounded = _as_float32(value)
+    if not math.isfinite(rounded) or value < minimum:
+        raise ValueError(f"{name} must be a finite float32 number >= {minimum}, got {value}")
+    return rounded
+
+
+def _dampening(value) -> float:
+    """Kept in double: the kernel rounds 1 - dampening once, as NumPy does."""
+    value = _real(value, "dampening")
+    if not (math.isfinite(value) and math.isfinite(_as_float32(1.0 - value))):
+        raise ValueError(f"dampening must be finite (1 - dampening a float32), got {value}")
     return value
 
 
@@ -69,7 +86,7 @@ def sgd_step(param, grad, velocity=None, *, lr, momentum=0.0, dampening=0.0, wei
     """One SGD step on `param` (and `velocity`) in place; see the module doc."""
     lr = _hyper(lr, "lr", 0.0)
     momentum = _hyper(momentum, "momentum", 0.0)
-    dampening = _hyper(dampening, "dampening")
+    dampening = _dampening(dampening)
     weight_decay = _hyper(weight_decay, "weight_decay", 0.0)
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")

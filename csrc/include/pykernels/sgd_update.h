@@ -20,9 +20,18 @@ struct Hyper {
   bool nesterov = false;
 };
 
-// nvcc contracts a * b + c into an FMA unless told otherwise; the host builds
-// stay at the x86-64 baseline, which has no FMA, and CMake adds
-// -ffp-contract=off for csrc/sgd.cpp besides.
+// The float32 values the kernels compute with, from the caller's doubles;
+// 1 - dampening is taken in double and rounded once, as NumPy does with the
+// Python float in the reference.
+inline Hyper make_hyper(double lr, double momentum, double dampening, double weight_decay,
+                        bool nesterov) {
+  return {float(lr), float(momentum), float(1.0 - dampening), float(weight_decay), nesterov};
+}
+
+// nvcc contracts a * b + c into an FMA unless told otherwise, hence the
+// intrinsics on the device. On the host, csrc/sgd.cpp and the emulator's
+// build are compiled with -ffp-contract=off (an x86-64 baseline build has no
+// FMA to contract into anyway).
 PK_HOST_DEVICE inline float mul(float a, float b) {
 #ifdef __CUDA_ARCH__
   return __fmul_rn(a, b);

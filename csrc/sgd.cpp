@@ -6,6 +6,8 @@
 // baseline ISA (SSE2) is enough to keep up with memory.
 #include "pykernels/sgd.h"
 
+#include <algorithm>
+
 #include "pykernels/parallel.h"
 
 namespace pk {
@@ -22,6 +24,10 @@ void sgd_step(float* param, const float* grad, float* velocity, int64_t n, const
       }
     });
   });
+}
+
+void zero_fill(float* x, int64_t n) {
+  parallel_chunks(n, [=](int64_t begin, int64_t end) { std::fill(x + begin, x + end, 0.0f); });
 }
 
 }  // namespace pk

@@ -26,8 +26,10 @@ class SGD:
         self.fused = fused
 
     def zero_grad(self) -> None:
+        from ._functional.sgd import zero_fill
+
         for p in self.params:
-            p.grad[...] = 0
+            zero_fill(p.grad)
 
     def step(self) -> None:
         from .functional import sgd_step as fused_step

@@ -258,3 +258,34 @@ def test_gpu_special_values_views_and_bad_input(rng, cp):
         F.sgd_step(ours, ours, lr=0.1)
     with pytest.raises(ValueError, match="needs a velocity"):
         F.sgd_step(ours, cp.asarray(grad), lr=0.1, momentum=0.9)
+
+
+def test_zero_grad_zeroes_every_kind_of_gradient(rng, threads):
+    from pykernels._functional.sgd import zero_fill
+
+    big = random_f32(rng, (300007,))
+    threads(2, zero_fill, big)
+    assert not big.any() and not np.signbit(big).any()  # +0.0 everywhere
+    strided = random_f32(rng, (6, 8))[:, ::2]  # not contiguous: NumPy's fill
+    zero_fill(strided)
+    assert not strided.any()
+    params = [nn.Parameter(random_f32(rng, shape)) for shape in [(3, 5), (0,), (7,)]]
+    for p in params:
+        p.grad[...] = 1.5
+    optim.SGD(params, lr=0.1).zero_grad()
+    assert not any(p.grad.any() for p in params)
+    with pytest.raises(ValueError, match="read-only"):
+        from pykernels._backend import cpu
+
+        read_only = np.ones(4, np.float32)
+        read_only.flags.writeable = False
+        cpu().zero_fill(read_only)
+
+
+@pytest.mark.gpu
+def test_gpu_zero_grad(rng, cp):
+    params = [nn.Parameter(random_f32(rng, (4, 3))).to("cuda") for _ in range(2)]
+    for p in params:
+        p.grad[...] = 2.0
+    optim.SGD(params, lr=0.1).zero_grad()
+    assert not any(cp.asnumpy(p.grad).any() for p in params)

@@ -49,6 +49,15 @@ void register_sgd(py::module_& m) {
       py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("lr"),
       py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
       py::arg("first_step"), "One SGD step on param (and velocity) in place");
+  m.def(
+      "zero_fill",
+      [](py::array& x) {
+        float* xp = out_ptr(x, "x");
+        const int64_t n = x.size();
+        py::gil_scoped_release release;
+        zero_fill(xp, n);
+      },
+      py::arg("x"), "x[...] = 0 for a C-contiguous float32 array, on every thread");
 }
 
 }  // namespace pk::bind

@@ -114,3 +114,13 @@ def sgd_step(param, grad, velocity=None, *, lr, momentum=0.0, dampening=0.0, wei
         require_cuda().sgd_step(param.data.ptr, grad.data.ptr,
                                 velocity.data.ptr if momentum else 0, param.size, *hyper,
                                 current_stream_ptr())
+
+
+def zero_fill(x) -> None:
+    """x[...] = 0 in place: on every thread for a plain NumPy float32 array
+    (NumPy's fill runs on one core: 37 ms of AlexNet's 0.39 s training step
+    at 2 threads), as x[...] = 0 for anything else."""
+    if type(x) is np.ndarray and x.dtype == _F32 and x.flags.c_contiguous and x.flags.writeable:
+        cpu().zero_fill(x)
+    else:
+        x[...] = 0

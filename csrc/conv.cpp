@@ -19,10 +19,10 @@
 //   from the chunk's zero-padded stride-phase planes (about the padded input
 //   in size) when those are smaller than the columns (not 1x1 stride 2,
 //   which keeps im2col). The weight gradient still uses im2col.
-// - Backward-data of a stride-1 convolution with p <= d (k - 1) and at most 64
-//   output channels per group is the forward convolution of dy with the
-//   flipped kernel (so it gets the forward's implicit columns); other
-//   convolutions take W^T @ dy and col2im.
+// - Backward-data of a stride-1 convolution (not pointwise) with p <= d (k - 1),
+//   at most 64 output and at least 16 input channels per group is the forward
+//   convolution of dy with the flipped kernel (so it gets the forward's
+//   implicit columns); other convolutions take W^T @ dy and col2im.
 // - Parallelism, chosen per call: with at least as many work items (images,
 //   or chunks in backward) as threads, each thread takes whole images with a
 //   single-threaded GEMM (im2col is memory-bound and scales only this way);
@@ -954,16 +954,18 @@ namespace {
 // forward then packs its columns from dy itself, where col2im's path writes a
 // (C*kh*kw, S*P) matrix from a GEMM of depth O/g and reads it back. Where
 // that depth is small the GEMM is bound by writing its result: ResNet-20's
-// 32- and 64-channel layers at batch 64 measured the whole backward 1.05-1.15x
-// faster as a forward (1.0x for 16 channels on 32x32 planes). With 192 and
-// more output channels (AlexNet conv2-5) it is compute-bound and measured
-// 0.93-1.16x, within noise or behind, so those keep col2im.
-constexpr int64_t kDxAsForwardMaxDepth = 64;
+// 16- to 64-channel layers at batch 64 measured the whole backward 1.05-1.5x
+// faster as a forward. With 192 and more output channels (AlexNet conv2-5)
+// it is compute-bound and measured 0.93-1.16x, within noise or behind, so
+// those keep col2im; so do layers with few input channels, which become the
+// forward's rows (M = C/g): LeNet's 1 -> 6 and 6 -> 16 and ResNet's 3 -> 16
+// stem measured 0.29-0.53x as a forward.
+constexpr int64_t kDxAsForwardMaxDepth = 64, kDxAsForwardMinRows = 16;
 
 bool dx_as_forward(const ConvShape& s) {
   return g_dx_as_forward.load() && s.sh == 1 && s.sw == 1 && !s.is_pointwise() &&
-         s.o_per_group() <= kDxAsForwardMaxDepth && s.ph <= s.dh * (s.kh - 1) &&
-         s.pw <= s.dw * (s.kw - 1);
+         s.o_per_group() <= kDxAsForwardMaxDepth && s.c_per_group() >= kDxAsForwardMinRows &&
+         s.ph <= s.dh * (s.kh - 1) && s.pw <= s.dw * (s.kw - 1);
 }
 
 // The forward convolution whose output is dx: dy (N, O, OH, OW) in, C out.

@@ -36,6 +36,10 @@ CASES = {
     "capped-chunk": ((33, 64, 8, 8), (8, 64, 3, 3), 1, 1, 1, 1),
     # Stride 1 with more padding than the kernel spans: dx stays on col2im.
     "padding-past-the-kernel": ((2, 3, 6, 5), (4, 3, 3, 2), 1, (3, 1), 1, 1),
+    # 16+ input channels per group: stride-1 dx as a forward convolution of dy.
+    "dx-as-forward-groups-dilated": ((2, 32, 7, 6), (6, 16, 3, 2), 1, (1, 0), (1, 2), 2),
+    "dx-as-forward-padding-at-span": ((3, 17, 5, 6), (5, 17, 3, 3), 1, (2, 1), 1, 1),
+    "dx-as-forward-big-kernel": ((2, 16, 5, 6), (4, 16, 5, 6), 1, (2, 3), 1, 1),
 }
 IDS = list(CASES)
 
@@ -287,7 +291,8 @@ def test_backward_data_as_forward_matches_the_col2im_path(rng, threads, name):
     _, padding, dilation = conv_module._params(kw["stride"], kw["padding"], kw["dilation"])
     spans = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
     # the shared test of the path: its workspace differs from col2im's
-    taken = all(p <= s for p, s in zip(padding, spans)) and w.shape[0] // kw["groups"] <= 64
+    taken = (all(p <= s for p, s in zip(padding, spans)) and w.shape[0] // kw["groups"] <= 64
+             and w.shape[1] >= 16)
     assert (workspace != col2im_workspace) == taken
     np.testing.assert_array_equal(as_forward[0][0], as_forward[1][0])
     for got, want in zip(as_forward[0][1:], col2im[1:]):
@@ -300,9 +305,10 @@ def test_backward_data_as_forward_matches_the_col2im_path(rng, threads, name):
 
 
 @pytest.mark.parametrize("groups", [1, 2])
-def test_backward_data_as_forward_up_to_64_output_channels_per_group(groups):
-    def changes_workspace(out_channels):
-        args = ((2, 4, 6, 6), (out_channels, 4 // groups, 3, 3), 1, 1, 1, groups)
+def test_backward_data_as_forward_for_16_to_any_in_and_up_to_64_out_per_group(groups):
+    def changes_workspace(in_per_group, out_per_group):
+        args = ((2, in_per_group * groups, 6, 6), (out_per_group * groups, in_per_group, 3, 3),
+                1, 1, 1, groups)
         with_it = conv2d_workspace_bytes(*args, backward=True, threads=1)
         try:
             _cpu.conv_dx_as_forward(False)
@@ -310,7 +316,8 @@ def test_backward_data_as_forward_up_to_64_output_channels_per_group(groups):
         finally:
             _cpu.conv_dx_as_forward(True)
 
-    assert changes_workspace(64 * groups) and not changes_workspace(65 * groups)
+    assert changes_workspace(16, 64) and changes_workspace(300, 1)
+    assert not changes_workspace(16, 65) and not changes_workspace(15, 64)
 
 
 def _packed_weights(got, rest, rows, depth):

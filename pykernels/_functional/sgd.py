@@ -31,14 +31,23 @@ _F32 = np.dtype(np.float32)
 
 
 def _real(value, name: str) -> float:
+    if type(value) is float:  # the common case, without the ABC checks below
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     return float(value)
 
 
+# Doubles from here on round to float32 infinity.
+_FLOAT32_OVERFLOW = 3.4028235677973366e38
+
+
 def _as_float32(value: float) -> float:
-    with np.errstate(over="ignore"):
-        return float(np.float32(value))
+    """value rounded to float32 (inf past its range), without NumPy's
+    overflow warning or the cost of an errstate block on every step."""
+    if not abs(value) < _FLOAT32_OVERFLOW:
+        return value if math.isnan(value) else math.copysign(math.inf, value)
+    return float(np.float32(value))
 
 
 def _hyper(value, name: str, minimum: float) -> float:

@@ -1,23 +1,59 @@
-import numpy as np, pykernels
+"""Stride-1 conv backward (dx, dW, db) with dx as a forward convolution of dy
+against W^T @ dy + col2im (`_cpu.conv_dx_as_forward`), interleaved medians.
+
+    python conv_dx_as_forward.py          # dxfwd.txt: ResNet / AlexNet layers, with PyTorch,
+                                          # 1 and 2 threads (the new path forced on every shape)
+    python conv_dx_as_forward.py rule     # dxfwd_rule.txt: LeNet, the ResNet stem and
+                                          # ResNet layers, 2 threads, after the rule
+"""
+import sys
+
+import numpy as np
+
 import pykernels.functional as F
 from pykernels import _cpu
 from pykernels.bench.timing import interleaved_medians, pinned_threads
-import torch
-rng=np.random.default_rng(0)
+
+rng = np.random.default_rng(0)
+RULE = sys.argv[1:] == ["rule"]
+# (batch, in, out, plane, kernel, padding)
+SHAPES = ([(64, 1, 6, 32, 5, 0), (64, 6, 16, 14, 5, 0), (64, 3, 16, 32, 3, 1),
+           (64, 16, 16, 32, 3, 1), (64, 32, 32, 16, 3, 1), (64, 64, 64, 8, 3, 1)] if RULE else
+          [(64, 16, 16, 32, 3, 1), (64, 32, 32, 16, 3, 1), (64, 64, 64, 8, 3, 1),
+           (16, 64, 192, 27, 5, 2), (16, 192, 384, 13, 3, 1), (16, 384, 256, 13, 3, 1)])
+
+
 def toggled(flag, fn):
     def run():
-        prev=_cpu.conv_dx_as_forward(flag)
-        try: fn()
-        finally: _cpu.conv_dx_as_forward(prev)
+        prev = _cpu.conv_dx_as_forward(flag)
+        try:
+            fn()
+        finally:
+            _cpu.conv_dx_as_forward(prev)
     return run
-shapes=[(64,16,16,32,1,3),(64,32,32,16,1,3),(64,64,64,8,1,3),(16,64,192,27,2,5),(16,192,384,13,1,3),(16,384,256,13,1,3)]
-for t in (1,2):
-  for N,c,o,hw,p,k in shapes:
-    x=rng.standard_normal((N,c,hw,hw),dtype=np.float32); w=rng.standard_normal((o,c,k,k),dtype=np.float32)*0.1
-    dy=rng.standard_normal((N,o,hw,hw),dtype=np.float32)
-    tx=torch.from_numpy(x).requires_grad_(); tw=torch.from_numpy(w).requires_grad_(); tdy=torch.from_numpy(dy)
-    f=lambda: F.conv2d_backward(dy,x,w,padding=p,algo="im2col")
-    def tb(): torch.ops.aten.convolution_backward(tdy, tx, tw, [o], [1,1],[p,p],[1,1],False,[0,0],1,[True,True,True])
-    with pinned_threads(t):
-        med=interleaved_medians({"as forward":toggled(True,f),"col2im":toggled(False,f),"torch":tb},repeats=7)
-    print(f"t{t} N{N} {c}->{o} @{hw} k{k}", {k_:round(v*1e3,2) for k_,v in med.items()}, "gain", round(med["col2im"]/med["as forward"],2), "vs torch", round(med["torch"]/med["as forward"],2), "(col2im vs torch", round(med["torch"]/med["col2im"],2),")", flush=True)
+
+
+for t in (2,) if RULE else (1, 2):
+    for n, c, o, hw, k, p in SHAPES:
+        x = rng.standard_normal((n, c, hw, hw), dtype=np.float32)
+        w = rng.standard_normal((o, c, k, k), dtype=np.float32) * 0.1
+        side = hw + 2 * p - k + 1
+        dy = rng.standard_normal((n, o, side, side), dtype=np.float32)
+        backward = lambda: F.conv2d_backward(dy, x, w, padding=p, algo="im2col")  # noqa: E731
+        cases = {"as forward": toggled(True, backward), "col2im": toggled(False, backward)}
+        if not RULE:
+            import torch
+
+            tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+            tdy = torch.from_numpy(dy)
+            cases["torch"] = lambda: torch.ops.aten.convolution_backward(
+                tdy, tx, tw, [o], [1, 1], [p, p], [1, 1], False, [0, 0], 1, [True, True, True])
+        with pinned_threads(t):
+            med = interleaved_medians(cases, repeats=7)
+        line = (f"t{t} N{n} {c}->{o} @{hw} k{k} p{p} "
+                f"{ {name: round(v * 1e3, 2) for name, v in med.items()} } "
+                f"gain {med['col2im'] / med['as forward']:.2f}")
+        if "torch" in med:
+            line += (f" vs torch {med['torch'] / med['as forward']:.2f}"
+                     f" (col2im vs torch {med['torch'] / med['col2im']:.2f})")
+        print(line, flush=True)

@@ -68,6 +68,13 @@ def _dampening(value) -> float:
     return value
 
 
+def _named(param, grad, velocity) -> dict:
+    named = {"param": param, "grad": grad}
+    if velocity is not None:
+        named["velocity"] = velocity
+    return named
+
+
 def _check_no_overlap(arrays: dict) -> None:
     """The kernel reads one element of each array and writes param's (and
     velocity's): arrays sharing memory would see each other's writes."""
@@ -89,6 +96,18 @@ def _plain_host_arrays(param, grad, velocity) -> bool:
             and param.flags.writeable and (velocity is None or velocity.flags.writeable))
 
 
+def _checked_device(param, grad, velocity) -> str:
+    """The general case: one device, float32, one shape, param and velocity
+    C-contiguous and writable (they are updated in place)."""
+    device = device_of(**_named(param, grad, velocity))
+    output_array(param, param.shape, device, "param")
+    require_float32(grad, "grad")
+    same_shape(param, grad, "param", "grad")
+    if velocity is not None:
+        output_array(velocity, param.shape, device, "velocity")
+    return device
+
+
 @accepts_cuda_interface
 def sgd_step(param, grad, velocity=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
              nesterov=False, first_step=False):
@@ -101,27 +120,17 @@ def sgd_step(param, grad, velocity=None, *, lr, momentum=0.0, dampening=0.0, wei
         raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
     if momentum and velocity is None:
         raise ValueError(f"momentum={momentum} needs a velocity array of param's shape")
-    arrays = {"param": param, "grad": grad}
-    if momentum:
-        arrays["velocity"] = velocity
-    hyper = (lr, momentum, dampening, weight_decay, bool(nesterov), bool(first_step))
-    if _plain_host_arrays(param, grad, velocity if momentum else None):
-        _check_no_overlap(arrays)
-        cpu().sgd_step(param, grad, velocity if momentum else None, *hyper)
-        return
-    device = device_of(**arrays)
-    output_array(param, param.shape, device, "param")
-    require_float32(grad, "grad")
-    same_shape(param, grad, "param", "grad")
-    if momentum:
-        output_array(velocity, param.shape, device, "velocity")
-    _check_no_overlap(arrays)
+    velocity = velocity if momentum else None  # not read without momentum
+    device = "cpu" if _plain_host_arrays(param, grad, velocity) else _checked_device(
+        param, grad, velocity)
+    _check_no_overlap(_named(param, grad, velocity))
     grad = float32_contiguous(grad, "grad")
+    hyper = (lr, momentum, dampening, weight_decay, bool(nesterov), bool(first_step))
     if device == "cpu":
-        cpu().sgd_step(param, grad, velocity if momentum else None, *hyper)
+        cpu().sgd_step(param, grad, velocity, *hyper)
     else:
         require_cuda().sgd_step(param.data.ptr, grad.data.ptr,
-                                velocity.data.ptr if momentum else 0, param.size, *hyper,
+                                0 if velocity is None else velocity.data.ptr, param.size, *hyper,
                                 current_stream_ptr())
 
 

@@ -86,14 +86,19 @@ def _check_no_overlap(arrays: dict) -> None:
                 raise ValueError(f"{first} and {second} must not share memory")
 
 
+def _plain_host(a, writable: bool = False) -> bool:
+    """A NumPy float32 C-contiguous array (and writable when asked): the case
+    the optimiser passes, checked cheaply."""
+    return (type(a) is np.ndarray and a.dtype == _F32 and a.flags.c_contiguous
+            and (not writable or a.flags.writeable))
+
+
 def _plain_host_arrays(param, grad, velocity) -> bool:
-    """The optimiser's case, checked cheaply (a step calls this once per
-    parameter, often on small arrays): NumPy float32 C-contiguous arrays of one
-    shape, the written ones writable."""
-    arrays = (param, grad) if velocity is None else (param, grad, velocity)
-    return (all(type(a) is np.ndarray and a.dtype == _F32 and a.flags.c_contiguous
-                and a.shape == param.shape for a in arrays)
-            and param.flags.writeable and (velocity is None or velocity.flags.writeable))
+    """A step calls this once per parameter, often on small arrays: plain host
+    arrays of one shape, the written ones writable."""
+    return (_plain_host(param, True) and _plain_host(grad) and grad.shape == param.shape
+            and (velocity is None or (_plain_host(velocity, True)
+                                      and velocity.shape == param.shape)))
 
 
 def _checked_device(param, grad, velocity) -> str:
@@ -108,16 +113,25 @@ def _checked_device(param, grad, velocity) -> str:
     return device
 
 
-@accepts_cuda_interface
-def sgd_step(param, grad, velocity=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
-             nesterov=False, first_step=False):
-    """One SGD step on `param` (and `velocity`) in place; see the module doc."""
+def checked_hyperparameters(lr, momentum, dampening, weight_decay, nesterov):
+    """(lr, momentum, dampening, weight_decay) as the kernel uses them, or a
+    TypeError / ValueError naming the offender; optim.SGD checks its settings
+    with this when it is built."""
     lr = _hyper(lr, "lr", 0.0)
     momentum = _hyper(momentum, "momentum", 0.0)
     dampening = _dampening(dampening)
     weight_decay = _hyper(weight_decay, "weight_decay", 0.0)
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
+    return lr, momentum, dampening, weight_decay
+
+
+@accepts_cuda_interface
+def sgd_step(param, grad, velocity=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+             nesterov=False, first_step=False):
+    """One SGD step on `param` (and `velocity`) in place; see the module doc."""
+    lr, momentum, dampening, weight_decay = checked_hyperparameters(
+        lr, momentum, dampening, weight_decay, nesterov)
     if momentum and velocity is None:
         raise ValueError(f"momentum={momentum} needs a velocity array of param's shape")
     velocity = velocity if momentum else None  # not read without momentum
@@ -138,7 +152,7 @@ def zero_fill(x) -> None:
     """x[...] = 0 in place: on every thread for a plain NumPy float32 array
     (NumPy's fill runs on one core: 37 ms of AlexNet's 0.39 s training step
     at 2 threads), as x[...] = 0 for anything else."""
-    if type(x) is np.ndarray and x.dtype == _F32 and x.flags.c_contiguous and x.flags.writeable:
+    if _plain_host(x, True):
         cpu().zero_fill(x)
     else:
         x[...] = 0

@@ -63,6 +63,8 @@ def run(threads=(2,), repeats: int = 5, quick: bool = False, **_):
         model.train()
         x = rng.standard_normal((batch, *shape), dtype=np.float32)
         y = rng.integers(0, 10, batch)
+        # Two optimisers over one model: each timed step also moves the
+        # weights the other sees, which changes nothing that is timed.
         cases = {"pykernels": sgd_step(model, x, y),
                  "numpy sgd": sgd_step(model, x, y, fused=False)}
         if torch is not None:

@@ -18,7 +18,9 @@
 //   "same" 3x3 and 5x5 convs): straight from the image; other convolutions:
 //   from the chunk's zero-padded stride-phase planes (about the padded input
 //   in size) when those are smaller than the columns (not 1x1 stride 2,
-//   which keeps im2col). The weight gradient still uses im2col.
+//   which keeps im2col). Where the forward packs from the image, so does the
+//   weight gradient: the panels of cols^T (ImplicitColumnsT); elsewhere it
+//   uses im2col.
 // - Backward-data of a stride-1 convolution (not pointwise) with p <= d (k - 1),
 //   at most 64 output and at least 16 input channels per group is the forward
 //   convolution of dy with the flipped kernel (so it gets the forward's
@@ -54,7 +56,9 @@
 //   forward:  team * (F + O * S*P [S > 1]) + T * Ps [explicit] + Wp, with the
 //             column term F = C*kh*kw * S*P (explicit im2col), S * C/groups * Ph
 //             (from phase planes) or 0 (from the image, or pointwise)
-//   backward: team * (C*kh*kw * S*P [not pointwise] + O * S*P [S > 1] + O * Kg) + T * Ps + Wp
+//   backward: team * (C*kh*kw * S*P [columns] + O * S*P [S > 1] + O * Kg) + T * Ps + Wp,
+//             the columns taken unless pointwise, or both dx runs as a forward
+//             and dW packs from the image
 // where Wp, the packed weights when there are several chunks (always for the
 // implicit forward), is about the weight's own size (rows rounded up to the
 // micro-kernel's register tile).
@@ -457,12 +461,79 @@ ForwardColumns forward_columns(const ConvShape& s) {
                                                   : ForwardColumns::Explicit;
 }
 
+// The weight gradient packs cols^T from the image (ImplicitColumnsT) exactly
+// when the forward packs its columns from the image: measured at batch 64
+// against im2col, 1.2-1.4x on ResNet's 64-channel 8x8 layers (576 rows) but
+// 0.66-0.82x on its 16-channel 32x32 ones (144 rows: with 16 output
+// channels the product is all packing, and im2col's whole-plane copies
+// beat 64-pixel runs), neutral (0.95-1.05x) on AlexNet's conv2-4.
+bool weight_grad_from_image(const ConvShape& s) {
+  return forward_columns(s) == ForwardColumns::FromImage;
+}
+
 conv_detail::MaskedCopyFn masked_copy_for_active_isa() {
   switch (active_isa()) {
     case Isa::Avx512: return conv_detail::masked_copy_avx512;
     case Isa::Avx2: return conv_detail::masked_copy_avx2;
     default: return conv_detail::masked_copy_generic;
   }
+}
+
+// Which taps of a run of output pixels (at most 64) land inside the image:
+// bit t of tap (ki, kj) is set when pixel first + t's tap does. Kept as one
+// word per kernel row and one per kernel column (a tap is in when both are),
+// on the stack for kernels up to 32 x 32.
+class TapMasks {
+ public:
+  TapMasks(const ConvShape& s, int64_t first, int64_t run)
+      : s_(s), heap_(s.kh + s.kw > 64 ? s.kh + s.kw : 0),
+        words_(heap_.empty() ? local_ : heap_.data()) {
+    std::fill(words_, words_ + s.kh + s.kw, uint64_t{0});
+    int64_t oy = first / s.ow, ox = first % s.ow;  // stepped along, no division per pixel
+    for (int64_t t = 0; t < run; ++t) {
+      for (int64_t ki = 0; ki < s.kh; ++ki) {
+        const int64_t iy = oy + ki * s.dh - s.ph;
+        words_[ki] |= uint64_t{iy >= 0 && iy < s.h} << t;
+      }
+      for (int64_t kj = 0; kj < s.kw; ++kj) {
+        const int64_t ix = ox + kj * s.dw - s.pw;
+        words_[s.kh + kj] |= uint64_t{ix >= 0 && ix < s.w} << t;
+      }
+      if (++ox == s.ow) ox = 0, ++oy;
+    }
+  }
+  TapMasks(const TapMasks&) = delete;
+  TapMasks& operator=(const TapMasks&) = delete;
+
+  uint64_t tap(int64_t ki, int64_t kj) const { return words_[ki] & words_[s_.kh + kj]; }
+
+ private:
+  const ConvShape& s_;
+  uint64_t local_[64];
+  std::vector<uint64_t> heap_;
+  uint64_t* words_;
+};
+
+// fn(p, c, ki, kj) for p = 0 .. count - 1, where column-matrix row t0 + p is
+// tap (ki, kj) of channel c.
+template <typename Fn>
+void for_taps(const ConvShape& s, int64_t t0, int64_t count, Fn fn) {
+  const int64_t taps = s.kh * s.kw;
+  int64_t c = t0 / taps, ki = t0 % taps / s.kw, kj = t0 % s.kw;
+  for (int64_t p = 0; p < count; ++p) {
+    fn(p, c, ki, kj);
+    if (++kj == s.kw) {
+      kj = 0;
+      if (++ki == s.kh) ki = 0, ++c;
+    }
+  }
+}
+
+// Where tap (ki, kj) of channel c reads for the output pixel at `pixels`
+// (stride 1, outputs as wide as the input: input index = output index + shift).
+const float* tap_start(const ConvShape& s, const float* pixels, int64_t c, int64_t ki,
+                       int64_t kj) {
+  return pixels + c * s.h * s.w + (ki * s.dh - s.ph) * s.w + kj * s.dw - s.pw;
 }
 
 // The panel walk shared by both implicit im2cols: each panel of nr columns
@@ -486,20 +557,6 @@ class ColumnPanels : public BPanelSource {
   virtual int64_t pack_run(int64_t column, int64_t most, int64_t p0, int64_t kc, int64_t nr,
                            float* dst) const = 0;
 
-  // fn(p, c, ki, kj) for rows p0 .. p0 + kc - 1, row p being tap (ki, kj) of channel c.
-  template <typename Fn>
-  void for_rows(int64_t p0, int64_t kc, Fn fn) const {
-    const int64_t taps = s_.kh * s_.kw;
-    int64_t c = p0 / taps, ki = p0 % taps / s_.kw, kj = p0 % s_.kw;
-    for (int64_t p = 0; p < kc; ++p) {
-      fn(p, c, ki, kj);
-      if (++kj == s_.kw) {
-        kj = 0;
-        if (++ki == s_.kh) ki = 0, ++c;
-      }
-    }
-  }
-
   const ConvShape& s_;
 };
 
@@ -518,37 +575,53 @@ class ImplicitColumns final : public ColumnPanels {
                    float* dst) const override {
     const int64_t image = column / s_.out_plane(), first = column % s_.out_plane();
     const int64_t run = std::min(most, s_.out_plane() - first);
-    // One mask word per kernel row and column; on the stack for kernels up to 32 x 32.
-    uint64_t local[64];
-    std::vector<uint64_t> heap(s_.kh + s_.kw > 64 ? s_.kh + s_.kw : 0);
-    uint64_t* masks = heap.empty() ? local : heap.data();
-    tap_masks(first, run, masks);
+    const TapMasks masks(s_, first, run);
     const float* pixels = images_ + image * s_.c * s_.h * s_.w + first;
-    for_rows(p0, kc, [&](int64_t p, int64_t c, int64_t ki, int64_t kj) {
-      const float* src =
-          pixels + c * s_.h * s_.w + (ki * s_.dh - s_.ph) * s_.w + kj * s_.dw - s_.pw;
-      copy_(src, masks[ki] & masks[s_.kh + kj], run, dst + p * nr);
+    for_taps(s_, p0, kc, [&](int64_t p, int64_t c, int64_t ki, int64_t kj) {
+      copy_(tap_start(s_, pixels, c, ki, kj), masks.tap(ki, kj), run, dst + p * nr);
     });
     return run;
   }
 
-  // Bit t of masks[ki] (rows) and masks[kh + kj] (columns): whether pixel
-  // first + t's tap (ki, kj) lands inside the image; the tap is in when both are.
-  void tap_masks(int64_t first, int64_t run, uint64_t* masks) const {
-    std::fill(masks, masks + s_.kh + s_.kw, uint64_t{0});
-    for (int64_t t = 0; t < run; ++t) {
-      const int64_t oy = (first + t) / s_.ow, ox = (first + t) % s_.ow;
-      for (int64_t ki = 0; ki < s_.kh; ++ki) {
-        const int64_t iy = oy + ki * s_.dh - s_.ph;
-        masks[ki] |= uint64_t{iy >= 0 && iy < s_.h} << t;
+  const float* images_;  // channel 0 of the group in image i0
+  conv_detail::MaskedCopyFn copy_;
+};
+
+// op(B) of one group's weight-gradient GEMM, dW_g = dy @ cols^T, over
+// images [i0, ...) side by side: row j is pixel j % P of image i0 + j / P,
+// column (c, ki, kj) of the group; the transpose of ImplicitColumns' matrix,
+// for the same convolutions. Per run of pixels (one image's, at most 64),
+// each tap of a panel is copied masked into a staging tile, which the GEMM's
+// transposing packer turns into panel rows, so the weight gradient too does
+// without the column matrix and its trip through memory.
+class ImplicitColumnsT final : public BPanelSource {
+ public:
+  ImplicitColumnsT(const ConvShape& s, const float* x, int64_t i0, int64_t group)
+      : s_(s), images_(x + (i0 * s.c + group * s.c_per_group()) * s.h * s.w),
+        copy_(masked_copy_for_active_isa()) {}
+
+  void pack(int64_t p0, int64_t kc, int64_t j0, int64_t cols, int nr, float* dst) const override {
+    constexpr int64_t kRun = 64;
+    alignas(64) float stage[64 * kRun];  // a panel's taps (nr <= 64) x one run
+    const int64_t plane = s_.out_plane();
+    for (int64_t p = 0; p < kc;) {
+      const int64_t image = (p0 + p) / plane, first = (p0 + p) % plane;
+      const int64_t run = std::min({kRun, plane - first, kc - p});
+      const TapMasks masks(s_, first, run);
+      const float* pixels = images_ + image * s_.c * s_.h * s_.w + first;
+      for (int64_t q0 = 0; q0 < cols; q0 += nr) {
+        const int64_t live = std::min<int64_t>(nr, cols - q0);
+        for_taps(s_, j0 + q0, live, [&](int64_t t, int64_t c, int64_t ki, int64_t kj) {
+          copy_(tap_start(s_, pixels, c, ki, kj), masks.tap(ki, kj), run, stage + t * kRun);
+        });
+        pack_b_panels(stage, kRun, true, live, run, nr, dst + q0 * kc + p * nr);
       }
-      for (int64_t kj = 0; kj < s_.kw; ++kj) {
-        const int64_t ix = ox + kj * s_.dw - s_.pw;
-        masks[s_.kh + kj] |= uint64_t{ix >= 0 && ix < s_.w} << t;
-      }
+      p += run;
     }
   }
 
+ private:
+  const ConvShape& s_;
   const float* images_;  // channel 0 of the group in image i0
   conv_detail::MaskedCopyFn copy_;
 };
@@ -569,7 +642,7 @@ class PhasedColumns final : public ColumnPanels {
     const int64_t oy = pixel / s_.ow, ox = pixel % s_.ow;
     const int64_t run = std::min(most, s_.ow - ox);
     const float* row0 = planes_ + image * s_.c_per_group() * plane_floats_ + oy * p_.cols + ox;
-    for_rows(p0, kc, [&](int64_t p, int64_t c, int64_t ki, int64_t kj) {
+    for_taps(s_, p0, kc, [&](int64_t p, int64_t c, int64_t ki, int64_t kj) {
       // (a library copy: measured 1.1-1.2x faster here than the masked copy
       // with every bit set)
       const float* src = row0 + c * plane_floats_ + tap_offset(s_, p_, ki, kj);
@@ -710,7 +783,13 @@ struct BackwardArgs {
   const WeightOperand& weight_t;  // W_g^T, for dx
   float* dx;
   float* dweight;
-  int64_t chunk;  // S
+  int64_t chunk;        // S
+  bool dw_from_image;   // ImplicitColumnsT instead of im2col for the weight gradient
+
+  // Whether a chunk's columns are written out: for col2im's dx, or im2col's dW.
+  bool needs_cols() const {
+    return !s.is_pointwise() && (dx != nullptr || (dweight != nullptr && !dw_from_image));
+  }
 };
 
 // Per-thread scratch of the backward pass.
@@ -727,7 +806,7 @@ struct BackwardScratch {
 
   BackwardScratch& fit(const BackwardArgs& a) {
     const int64_t width = a.chunk * a.s.out_plane();
-    if (!a.s.is_pointwise()) cols.get(a.s.col_rows() * width);
+    if (a.needs_cols()) cols.get(a.s.col_rows() * width);
     if (a.chunk > 1) dyc.get(a.s.o * width);
     return *this;
   }
@@ -763,7 +842,12 @@ void backward_chunk_work(const BackwardArgs& a, int64_t ci, BackwardScratch& ws,
     gather_dy(s, a.dy, i0, i1, ws.dyc.data(), parallel);
     dmat = ws.dyc.data();
   }
-  if (part != nullptr) {
+  if (part != nullptr && a.dw_from_image) {
+    for (int64_t g = 0; g < s.groups; ++g) {
+      sgemm(false, og, width, 1.0f, dmat + g * og * width, width, ImplicitColumnsT(s, a.x, i0, g),
+            kg, 0.0f, part + g * og * kg, kg);
+    }
+  } else if (part != nullptr) {
     const float* cols = a.x + i0 * image_in;  // pointwise: the input itself
     if (!s.is_pointwise()) {
       for (int64_t i = i0; i < i1; ++i) {
@@ -1020,7 +1104,7 @@ void conv2d_backward(const ConvShape& s, const float* dy, const float* x, const 
   }
   const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
   const WeightOperand w_t(s, weight, true, dx != nullptr && chunks > 1);
-  BackwardArgs a{s, dy, x, w_t, dx, dweight, chunk};
+  BackwardArgs a{s, dy, x, w_t, dx, dweight, chunk, weight_grad_from_image(s)};
   const int threads = omp_get_max_threads();
   if (over_images(chunks, threads)) {
     backward_over_images(a, chunks, threads);
@@ -1056,10 +1140,11 @@ int64_t conv2d_backward_workspace(const ConvShape& s, int threads) {
   if (s.n == 0) return 0;
   const int64_t chunk = chunk_images(s), width = chunk * s.out_plane();
   const int64_t team = over_images(ceil_div(s.n, chunk), threads) ? threads : 1;
-  const int64_t cols = s.is_pointwise() ? 0 : s.col_rows() * width;
   const int64_t dyc = chunk > 1 ? s.o * width : 0;
   const int64_t part = s.o * s.c_per_group() * s.kh * s.kw;
   const bool data_forward = s.o > 0 && dx_as_forward(s);
+  const bool no_cols = s.is_pointwise() || (data_forward && weight_grad_from_image(s));
+  const int64_t cols = no_cols ? 0 : s.col_rows() * width;
   const int64_t data = data_forward ? part + conv2d_forward_workspace(dx_forward_shape(s), threads)
                                     : WeightOperand::packed_floats(s, true, ceil_div(s.n, chunk) > 1);
   return team * (cols + dyc + part) + phase_workspace(s, threads) + data;

@@ -541,6 +541,18 @@ void sgemm(const PackedOperand& a, const BPanelSource& b, int64_t n, float alpha
   sgemm_with_packed(g, a.isa());
 }
 
+void sgemm(bool trans_a, int64_t m, int64_t k, float alpha, const float* a, int64_t lda,
+           const BPanelSource& b, int64_t n, float beta, float* c, int64_t ldc) {
+  GemmArgs g{trans_a, false, m, n, k, alpha, a, lda, nullptr, 0, beta, c, ldc};
+  g.b_panels = &b;
+  sgemm_with_packed(g, active_isa());
+}
+
+void pack_b_panels(const float* src, int64_t ld, bool strided, int64_t extent, int64_t kc,
+                   int width, float* dst) {
+  b_packer(kernel_for(active_isa()))(src, ld, strided, extent, kc, width, dst);
+}
+
 void sgemm(bool trans_a, int64_t m, float alpha, const float* a, int64_t lda,
            const PackedOperand& b, float beta, float* c, int64_t ldc) {
   require_side(b, PackedOperand::Side::B);

@@ -266,6 +266,29 @@ def test_implicit_im2col_is_bitwise_the_explicit_one(rng, threads, each_isa, cas
     _close(implicit[0], R.conv2d(x64, w64, b64, **kw), np.sqrt(w[0].size))
 
 
+@pytest.mark.parametrize("case", IMPLICIT_CASES[:8], ids=lambda c: "x".join(map(str, c[0])))
+def test_weight_gradient_from_the_image_is_bitwise_im2cols(rng, threads, each_isa, case):
+    """Where the forward packs from the image, so does the weight gradient
+    (cols^T, pixel runs of one image, planes smaller and larger than a run):
+    bitwise the im2col path's on 1 and 2 threads, near the float64 reference."""
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    x, w = random_f32(rng, x_shape), random_f32(rng, w_shape)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dy = random_f32(rng, F.conv2d(x, w, **kw).shape)
+    from_image = [threads(n, F.conv2d_backward, dy, x, w, **kw) for n in (1, 2)]
+    try:
+        _cpu.conv_implicit_im2col(False)
+        im2col = threads(2, F.conv2d_backward, dy, x, w, **kw)
+    finally:
+        _cpu.conv_implicit_im2col(True)
+    for got in from_image:
+        for a, b in zip(got, im2col):
+            np.testing.assert_array_equal(a, b)
+    ref = R.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
+                            **kw)
+    _close(from_image[0][1], ref[1], np.sqrt(dy[:, 0].size))
+
+
 def _stride_one(name):
     _, w_shape, stride, *_ = CASES[name]
     return stride in (1, (1, 1)) and w_shape[2:] != (1, 1)
@@ -360,7 +383,9 @@ def test_workspace_is_bounded_per_image():
     # With 384 output channels dx is W^T @ dy and col2im: W^T (1728 x 384) packed.
     _packed_weights(bwd, 2 * 4 * (1728 * chunk * 169 + 384 * chunk * 169 + 384 * 1728), 1728, 384)
     # With 64, dx is the forward of dy with the flipped kernel: that forward's
-    # workspace and the flipped weights take the place of the packed W^T.
+    # workspace and the flipped weights take the place of the packed W^T; and
+    # as the weight gradient then packs its panels from the image, there are no
+    # columns (7 images of 576 x 64 per thread) either.
     resnet = ((64, 64, 8, 8), (64, 64, 3, 3))
     bwd = conv2d_workspace_bytes(*resnet, padding=1, backward=True, threads=2)
     dx_forward = conv2d_workspace_bytes(*resnet, padding=1, threads=2)  # its own transpose
@@ -369,7 +394,8 @@ def test_workspace_is_bounded_per_image():
         col2im_bwd = conv2d_workspace_bytes(*resnet, padding=1, backward=True, threads=2)
     finally:
         _cpu.conv_dx_as_forward(True)
-    _packed_weights(col2im_bwd, bwd - dx_forward - 4 * 64 * 576, 576, 64)
+    columns = 2 * 4 * 576 * 7 * 64
+    _packed_weights(col2im_bwd, bwd - dx_forward - 4 * 64 * 576 + columns, 576, 64)
     # a stride-1 "same" forward packs its columns straight from the image: no column matrix
     fwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1, threads=2)
     _packed_weights(fwd, 2 * 4 * 384 * chunk * 169, 384, 1728)

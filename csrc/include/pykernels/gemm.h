@@ -73,6 +73,16 @@ class BPanelSource {
 // C = alpha * A * B + beta * C with A packed and B (k x n) from `b`.
 void sgemm(const PackedOperand& a, const BPanelSource& b, int64_t n, float alpha, float beta,
            float* c, int64_t ldc);
+// C = alpha * op(A) * B + beta * C with op(A) (m x k) from `a` and B (k x n)
+// from `b`: bitwise the plain packed sgemm of the same matrices.
+void sgemm(bool trans_a, int64_t m, int64_t k, float alpha, const float* a, int64_t lda,
+           const BPanelSource& b, int64_t n, float beta, float* c, int64_t ldc);
+
+// The active ISA's B packer, for a BPanelSource that stages its values first:
+// panels of `width` columns from src as the kernels' packers lay them out
+// (gemm_kernels.h's PackFn: src[p * ld + j], or src[j * ld + p] when strided).
+void pack_b_panels(const float* src, int64_t ld, bool strided, int64_t extent, int64_t kc,
+                   int width, float* dst);
 
 // C = alpha * A * op(B) + beta * C with A packed (m = a.outer(), k = a.depth()).
 void sgemm(const PackedOperand& a, bool trans_b, int64_t n, float alpha, const float* b,

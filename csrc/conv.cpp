@@ -103,6 +103,8 @@ std::atomic<int> g_parallel_mode{0};
 std::atomic<bool> g_implicit_im2col{true};
 // Test and benchmark hook: false keeps stride-1 backward-data on col2im.
 std::atomic<bool> g_dx_as_forward{true};
+// Test and benchmark hook: false keeps the weight gradient on im2col everywhere.
+std::atomic<bool> g_dw_from_image{true};
 
 bool over_images(int64_t items, int threads) {
   const int mode = g_parallel_mode.load();
@@ -468,7 +470,7 @@ ForwardColumns forward_columns(const ConvShape& s) {
 // channels the product is all packing, and im2col's whole-plane copies
 // beat 64-pixel runs), neutral (0.95-1.05x) on AlexNet's conv2-4.
 bool weight_grad_from_image(const ConvShape& s) {
-  return forward_columns(s) == ForwardColumns::FromImage;
+  return g_dw_from_image.load() && forward_columns(s) == ForwardColumns::FromImage;
 }
 
 conv_detail::MaskedCopyFn masked_copy_for_active_isa() {
@@ -1155,5 +1157,7 @@ void set_conv_parallel_mode(int mode) { g_parallel_mode.store(mode); }
 bool set_conv_implicit_im2col(bool enabled) { return g_implicit_im2col.exchange(enabled); }
 
 bool set_conv_dx_as_forward(bool enabled) { return g_dx_as_forward.exchange(enabled); }
+
+bool set_conv_dw_from_image(bool enabled) { return g_dw_from_image.exchange(enabled); }
 
 }  // namespace pk

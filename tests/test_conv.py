@@ -277,10 +277,10 @@ def test_weight_gradient_from_the_image_is_bitwise_im2cols(rng, threads, each_is
     dy = random_f32(rng, F.conv2d(x, w, **kw).shape)
     from_image = [threads(n, F.conv2d_backward, dy, x, w, **kw) for n in (1, 2)]
     try:
-        _cpu.conv_implicit_im2col(False)
+        assert _cpu.conv_dw_from_image(False)
         im2col = threads(2, F.conv2d_backward, dy, x, w, **kw)
     finally:
-        _cpu.conv_implicit_im2col(True)
+        _cpu.conv_dw_from_image(True)
     for got in from_image:
         for a, b in zip(got, im2col):
             np.testing.assert_array_equal(a, b)

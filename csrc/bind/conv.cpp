@@ -223,11 +223,14 @@ void register_conv(py::module_& m) {
         "Test hook: the CPU Winograd scratch cap in floats (default 2^23); returns the "
         "previous cap");
   m.def("conv_implicit_im2col", &set_conv_implicit_im2col, py::arg("enabled"),
-        "Forward packs stride-1 same-width convs' columns from the image (True, the default) "
-        "or materialises im2col (False); returns the previous setting");
+        "Forward and weight gradient pack stride-1 same-width convs' columns from the image "
+        "(True, the default) or materialise im2col (False); returns the previous setting");
   m.def("conv_dx_as_forward", &set_conv_dx_as_forward, py::arg("enabled"),
         "Backward-data of stride-1 convs as a forward conv of dy with the flipped kernel "
         "(True, the default) or W^T @ dy and col2im (False); returns the previous setting");
+  m.def("conv_dw_from_image", &set_conv_dw_from_image, py::arg("enabled"),
+        "Weight gradient packs cols^T from the image where the forward packs from it (True, "
+        "the default) or materialises im2col (False); returns the previous setting");
 }
 
 }  // namespace pk::bind

@@ -1,7 +1,8 @@
 """AlexNet's five convolutions (torchvision layout), forward and forward +
 backward: pykernels against PyTorch CPU (same thread count, skipped when torch
 is missing) side by side, interleaved, medians; also against pykernels with
-its implicit im2col off (the explicit column matrix, the previous rung) for
+its implicit im2col off (the explicit column matrix in the forward and the
+weight gradient, the previous rung) for
 the layers whose forward packs from the image or its stride phases; and against the NumPy reference,
 which is slow, so it is timed once per case on a smaller batch and scaled per
 image (the row says so). GFLOP/s count 2*N*O*C/g*kh*kw*OH*OW per pass; backward

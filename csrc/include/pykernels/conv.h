@@ -64,14 +64,19 @@ int64_t conv2d_backward_workspace(const ConvShape& s, int threads);
 // (parallel GEMM). Results are bitwise the same in every mode.
 void set_conv_parallel_mode(int mode);
 
-// Test and benchmark hook: false makes the forward materialise im2col's
-// columns even where it packs them from the image (bitwise the same result).
-// Returns the previous setting.
+// Test and benchmark hook: false makes the forward and the weight gradient
+// materialise im2col's columns even where they pack them from the image
+// (bitwise the same result). Returns the previous setting.
 bool set_conv_implicit_im2col(bool enabled);
 
 // Test and benchmark hook: false keeps backward-data on W^T @ dy and col2im
 // where it would run as a forward convolution of dy with the flipped kernel
 // (stride 1). Returns the previous setting.
 bool set_conv_dx_as_forward(bool enabled);
+
+// Test and benchmark hook: false keeps the weight gradient on im2col where it
+// would pack cols^T from the image (bitwise the same result). Returns the
+// previous setting.
+bool set_conv_dw_from_image(bool enabled);
 
 }  // namespace pk

@@ -465,10 +465,11 @@ ForwardColumns forward_columns(const ConvShape& s) {
 
 // The weight gradient packs cols^T from the image (ImplicitColumnsT) exactly
 // when the forward packs its columns from the image: measured at batch 64
-// against im2col, 1.2-1.4x on ResNet's 64-channel 8x8 layers (576 rows) but
-// 0.66-0.82x on its 16-channel 32x32 ones (144 rows: with 16 output
-// channels the product is all packing, and im2col's whole-plane copies
-// beat 64-pixel runs), neutral (0.95-1.05x) on AlexNet's conv2-4.
+// against im2col (1 / 2 threads), 1.46x / 1.56x on ResNet's 64-channel 8x8
+// layers (576 rows), 1.17x / 1.06x on its 32-channel ones, about even on
+// AlexNet's conv2-4, but 0.66-0.82x on ResNet's 16-channel 32x32 layers
+// (144 rows: with 16 output channels the product is all packing, and
+// im2col's whole-plane copies beat 64-pixel runs) and LeNet's 6 -> 16.
 bool weight_grad_from_image(const ConvShape& s) {
   return g_dw_from_image.load() && forward_columns(s) == ForwardColumns::FromImage;
 }

@@ -18,13 +18,18 @@
 //   "same" 3x3 and 5x5 convs): straight from the image; other convolutions:
 //   from the chunk's zero-padded stride-phase planes (about the padded input
 //   in size) when those are smaller than the columns (not 1x1 stride 2,
-//   which keeps im2col). Where the forward packs from the image, so does the
-//   weight gradient: the panels of cols^T (ImplicitColumnsT); elsewhere it
-//   uses im2col.
+//   which keeps im2col). Where the forward would pack from the image, the
+//   weight gradient does: the panels of cols^T (ImplicitColumnsT); elsewhere
+//   it uses im2col.
+// - Forward on shifted rows (below): stride 1 with outputs as wide as the
+//   input, and few enough output channels or wide enough planes (the rule
+//   is by measurement): no panels at all, the micro-kernel reads each B row
+//   in place from a padded copy of the image, one image per work item.
 // - Backward-data of a stride-1 convolution (not pointwise) with p <= d (k - 1),
 //   at most 64 output and at least 16 input channels per group is the forward
 //   convolution of dy with the flipped kernel (so it gets the forward's
-//   implicit columns); other convolutions take W^T @ dy and col2im.
+//   implicit columns or shifted rows); other convolutions take W^T @ dy and
+//   col2im.
 // - Parallelism, chosen per call: with at least as many work items (images,
 //   or chunks in backward) as threads, each thread takes whole images with a
 //   single-threaded GEMM (im2col is memory-bound and scales only this way);
@@ -55,7 +60,12 @@
 // and OW >= 32), else 0):
 //   forward:  team * (F + O * S*P [S > 1]) + T * Ps [explicit] + Wp, with the
 //             column term F = C*kh*kw * S*P (explicit im2col), S * C/groups * Ph
-//             (from phase planes) or 0 (from the image, or pointwise)
+//             (from phase planes) or 0 (from the image, or pointwise);
+//             on shifted rows instead team' * (C * Pp + tail + O/g' * OH*R') + Wp,
+//             team' over groups of k <= 8 images side by side, R = k * (W + pw)
+//             a padded row, Pp = pw + (H + 2ph) * R the padded plane, OH*R'
+//             and O/g' rounded up to whole register tiles, the tail below
+//             kh*dh*R + the tile's columns
 //   backward: team * (C*kh*kw * S*P [columns] + O * S*P [S > 1] + O * Kg) + T * Ps + Wp,
 //             the columns taken unless pointwise, or both dx runs as a forward
 //             and dW packs from the image
@@ -105,6 +115,9 @@ std::atomic<bool> g_implicit_im2col{true};
 std::atomic<bool> g_dx_as_forward{true};
 // Test and benchmark hook: false keeps the weight gradient on im2col everywhere.
 std::atomic<bool> g_dw_from_image{true};
+// Test and benchmark hook: 0 keeps the forward off the shifted rows, 1 takes
+// them by the rule, 2 wherever they apply.
+std::atomic<int> g_shifted_rows{1};
 
 bool over_images(int64_t items, int threads) {
   const int mode = g_parallel_mode.load();
@@ -394,6 +407,21 @@ void for_images_in_parallel(int64_t count, int threads, Body body, After after) 
   failure.rethrow();
 }
 
+// Runs work(item, parallel) for every item: whole items per thread when
+// there are at least as many as threads, else one after another with
+// `parallel` set so that each splits its own work; then trim() on every
+// thread that held scratch.
+template <typename Work, typename Trim>
+void run_items(int64_t items, Work work, Trim trim) {
+  const int threads = omp_get_max_threads();
+  if (over_images(items, threads)) {
+    for_images_in_parallel(items, threads, [&](int64_t it) { work(it, false); }, trim);
+    return;
+  }
+  for (int64_t it = 0; it < items; ++it) work(it, true);
+  trim();
+}
+
 // ---- forward -------------------------------------------------------------
 
 // Images per chunk: their column matrices sit side by side so that the GEMMs
@@ -440,6 +468,7 @@ enum class ForwardColumns {
   Explicit,    // im2col into a column matrix, then the GEMM packs it
   FromImage,   // panels packed from the image (stride 1, same width)
   FromPhases,  // panels packed from the chunk's phase planes
+  Shifted,     // no panels: B rows read in place from a padded image (stride 1, same width)
 };
 
 // Where each wins, measured against the explicit path on ResNet-20 and
@@ -451,12 +480,19 @@ enum class ForwardColumns {
 // outputs: 0.77-0.99x, their runs being too short).
 constexpr int64_t kMinImplicitRows = 256;
 
+bool packs_from_image(const ConvShape& s) {
+  return g_implicit_im2col.load() && !s.is_pointwise() && rows_are_contiguous(s) &&
+         s.c_per_group() * s.kh * s.kw >= kMinImplicitRows;
+}
+
+bool shifted_rows(const ConvShape& s);
+
 ForwardColumns forward_columns(const ConvShape& s) {
   if (s.is_pointwise()) return ForwardColumns::Pointwise;
   if (!g_implicit_im2col.load()) return ForwardColumns::Explicit;
+  if (shifted_rows(s)) return ForwardColumns::Shifted;
   if (rows_are_contiguous(s)) {
-    return s.c_per_group() * s.kh * s.kw >= kMinImplicitRows ? ForwardColumns::FromImage
-                                                             : ForwardColumns::Explicit;
+    return packs_from_image(s) ? ForwardColumns::FromImage : ForwardColumns::Explicit;
   }
   const bool planes_smaller = Phases(s).floats(s) < s.kh * s.kw * s.out_plane();
   return s.ow >= kMinPhaseWidth && planes_smaller ? ForwardColumns::FromPhases
@@ -464,14 +500,15 @@ ForwardColumns forward_columns(const ConvShape& s) {
 }
 
 // The weight gradient packs cols^T from the image (ImplicitColumnsT) exactly
-// when the forward packs its columns from the image: measured at batch 64
+// where the forward would pack its columns from the image (packs_from_image;
+// the forward itself may take the shifted rows there instead): measured at batch 64
 // against im2col (1 / 2 threads), 1.46x / 1.56x on ResNet's 64-channel 8x8
 // layers (576 rows), 1.17x / 1.06x on its 32-channel ones, about even on
 // AlexNet's conv2-4, but 0.66-0.82x on ResNet's 16-channel 32x32 layers
 // (144 rows: with 16 output channels the product is all packing, and
 // im2col's whole-plane copies beat 64-pixel runs) and LeNet's 6 -> 16.
 bool weight_grad_from_image(const ConvShape& s) {
-  return g_dw_from_image.load() && forward_columns(s) == ForwardColumns::FromImage;
+  return g_dw_from_image.load() && packs_from_image(s);
 }
 
 conv_detail::MaskedCopyFn masked_copy_for_active_isa() {
@@ -703,6 +740,8 @@ class WeightOperand {
     sgemm(packed_.at(g), b, n, 1.0f, 0.0f, c, ldc);
   }
 
+  const PackedOperand& packed(int64_t g) const { return packed_.at(g); }
+
   static int64_t packed_floats(const ConvShape& s, bool transposed, bool pack) {
     const int64_t og = s.o_per_group(), kg = s.c_per_group() * s.kh * s.kw;
     const int64_t one = transposed ? PackedOperand::floats(PackedOperand::Side::A, kg, og)
@@ -775,6 +814,202 @@ void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weig
       for (int64_t p = 0; p < plane; ++p) dst[p] = src[p] + b;
     }
   }
+}
+
+// ---- shifted rows ---------------------------------------------------------
+//
+// For stride-1 convolutions whose output rows are as wide as the input's, the
+// column matrix needs no packing at all. Each channel is copied into a padded
+// plane whose rows are Wp = W + pw floats: the pw zeros ending a row are also
+// the left padding of the next one (pw more zeros lead the plane), with ph
+// zero rows above and below. On the grid of outputs q = oy * Wp + ox, tap
+// (ki, kj) of channel c is then the float at
+//   c * plane + q + ki*dh*Wp + kj*dw
+// for every q, padding included, so each row of the column matrix is the
+// padded image read at one shift, and the micro-kernel loads its B rows from
+// there (sgemm_shifted_rows) instead of from packed panels. Small planes put
+// a few images side by side in one padded plane (a grid row then holds a row
+// of each, the pad columns shared the same way) so that the grid fills whole
+// register tiles. The price: the pw pad columns after each image row are
+// computed and dropped (8x8 3x3: 9/8 of the work, 32x32: 33/32), as are the
+// last register tile's columns past the grid. The sums are the packed GEMM's,
+// so the results are bitwise im2col's.
+
+// Where the shifted rows are taken, from the forward measured against the
+// packed panels (batch 64 unless noted, 1 / 2 threads, shifted_forward.txt in
+// benchmarks/results/cpu-2026-11-30-shifted): wherever the panels would come
+// from an explicit im2col (under 256 column rows: ResNet's 16 -> 16 at 32x32
+// about 1.9x, its 3 -> 16 stem 1.4-1.6x, LeNet's 6 -> 16 2.2-2.9x), and with
+// at most 64 output channels per group, where the packing is shared by few
+// rows of the product (32 -> 32 at 16x16 1.3x, at 8x8 1.0-1.4x; 64 -> 64 at
+// 8x8 1.1-1.2x, 32x32 (b8) 1.2x). Not with more: 128 -> 128 measured
+// 0.92-1.0x at 8x8 and 0.97-1.04x at 16x16 (b16), AlexNet conv2-5 (b8)
+// 0.93-1.16x, where the packing is already amortised.
+constexpr int64_t kShiftedMaxOutputs = 64;
+
+bool shifted_rows(const ConvShape& s) {
+  const int mode = g_shifted_rows.load();
+  if (mode == 0 || !g_implicit_im2col.load() || s.is_pointwise() || !rows_are_contiguous(s)) {
+    return false;
+  }
+  return mode == 2 || !packs_from_image(s) || s.o_per_group() <= kShiftedMaxOutputs;
+}
+
+// Multiply-adds below which a thread's share of one image is not worth a region.
+constexpr int64_t kMinShiftedWorkPerThread = int64_t{1} << 19;
+
+// How many images sit side by side in one padded plane: a grid row then
+// holds a row of each, so the grid's width can fill whole register tiles
+// (8x8 planes: one image is a 72-column grid, a full 48-column tile and a
+// narrow one; two make 144 columns, three full tiles: measured 1.1-1.25x
+// faster than one image at 8x8 with 16-64 channels). The count, up to
+// kMaxSideBySide, whose grids over the batch, rounded up to whole tiles (a
+// short last group costs a full one), cover the fewest columns; a larger one
+// only for a 2% saving (at 16x16, three side by side save 3% at batch 64 and
+// measured even; at batch 16 a short last trio made them 0.84-0.89x).
+constexpr int64_t kMaxSideBySide = 8;
+
+int64_t images_side_by_side(const ConvShape& s, int64_t tile_cols) {
+  const int64_t per_image = s.oh * (s.w + s.pw);
+  auto columns = [&](int64_t k) { return ceil_div(s.n, k) * ceil_div(k * per_image, tile_cols); };
+  int64_t best = 1;
+  for (int64_t k = 2; k <= std::min(kMaxSideBySide, s.n); ++k) {
+    if (columns(k) < 0.98 * static_cast<double>(columns(best))) best = k;
+  }
+  return best;
+}
+
+struct ShiftedGrid {
+  ShiftedGrid(const ConvShape& s, Isa isa)
+      : tile_cols(register_tile(isa).cols), side(images_side_by_side(s, tile_cols)),
+        image_row(s.w + s.pw), row(side * image_row), plane(s.pw + (s.h + 2 * s.ph) * row),
+        columns(s.oh * row), ldc(ceil_div(columns, tile_cols) * tile_cols),
+        out_rows(ceil_div(s.o_per_group(), register_tile(isa).rows) * register_tile(isa).rows) {
+    // The last channel's shifted reads reach this far past its plane's start.
+    const int64_t reach = (s.kh - 1) * s.dh * row + (s.kw - 1) * s.dw + ldc;
+    images = s.c > 0 ? (s.c - 1) * plane + std::max(plane, reach) : 0;
+    for_taps(s, 0, s.c_per_group() * s.kh * s.kw,
+             [&](int64_t, int64_t c, int64_t ki, int64_t kj) {
+               offsets.push_back(c * plane + ki * s.dh * row + kj * s.dw);
+             });
+  }
+
+  int64_t tile_cols;  // register tile columns
+  int64_t side;       // images side by side
+  int64_t image_row;  // an image's share of a row: W + pw
+  int64_t row;        // a padded row: side * image_row
+  int64_t plane;      // floats of one padded channel
+  int64_t columns;    // outputs on the grid: oh * row
+  int64_t ldc;        // columns rounded up to whole tiles
+  int64_t out_rows;   // O/g rounded up to whole tiles
+  int64_t images;     // floats of the padded images, with the tail the last tiles read
+  std::vector<int64_t> offsets;  // of each column-matrix row of a group
+
+  int64_t floats_per_thread() const { return images + out_rows * ldc; }
+};
+
+struct ShiftedScratch {
+  Buffer padded;  // ShiftedGrid::images
+  Buffer out;     // (out_rows, ldc): one group's outputs on the grid
+
+  void trim() {
+    padded.trim();
+    out.trim();
+  }
+};
+thread_local ShiftedScratch t_shifted;
+
+// Channel c of images [i0, i0 + count) side by side in its padded plane;
+// places past the batch (count < side) hold zeros. (Rows as inline loops:
+// ResNet's are 8 to 32 floats, where a library call per row measured as 10%
+// of a 16x16 layer's forward.)
+void pad_plane(const ConvShape& s, const ShiftedGrid& g, const float* x, int64_t i0,
+               int64_t count, int64_t c, float* plane) {
+  float* first_row = plane + s.pw + s.ph * g.row;
+  std::fill(plane, first_row, 0.0f);
+  for (int64_t y = 0; y < s.h; ++y) {
+    for (int64_t k = 0; k < g.side; ++k) {
+      float* dst = first_row + y * g.row + k * g.image_row;
+      const int64_t live = k < count ? s.w : 0;
+      const float* src = x + (((i0 + k) * s.c + c) * s.h + y) * s.w;
+#pragma omp simd
+      for (int64_t ix = 0; ix < live; ++ix) dst[ix] = src[ix];
+      for (int64_t ix = live; ix < g.image_row; ++ix) dst[ix] = 0.0f;
+    }
+  }
+  std::fill(first_row + s.h * g.row, plane + g.plane, 0.0f);
+}
+
+void pad_images(const ConvShape& s, const ShiftedGrid& g, const float* x, int64_t i0,
+                int64_t count, float* padded, bool parallel) {
+  const bool worth = parallel && s.c * g.plane >= kMinParallelFloats;
+#pragma omp parallel for schedule(static) if (worth)
+  for (int64_t c = 0; c < s.c; ++c) pad_plane(s, g, x, i0, count, c, padded + c * g.plane);
+  // (the tail only feeds dropped columns; zeros keep it defined)
+  std::fill(padded + s.c * g.plane, padded + g.images, 0.0f);
+}
+
+// y planes of `channels` outputs (from channel `first` on) of images [i0, i0
+// + count) from their grid rows, pad columns dropped, plus the bias.
+void unpad_outputs(const ConvShape& s, const ShiftedGrid& g, const float* out, const float* bias,
+                   int64_t first, int64_t channels, int64_t i0, int64_t count, float* y,
+                   bool parallel) {
+  const bool worth = parallel && count * channels * s.out_plane() >= kMinParallelFloats;
+#pragma omp parallel for collapse(2) schedule(static) if (worth)
+  for (int64_t k = 0; k < count; ++k) {
+    for (int64_t oc = 0; oc < channels; ++oc) {
+      const float b = bias != nullptr ? bias[oc] : 0.0f;
+      float* plane = y + ((i0 + k) * s.o + first + oc) * s.out_plane();
+      for (int64_t oy = 0; oy < s.oh; ++oy) {
+        const float* src = out + oc * g.ldc + oy * g.row + k * g.image_row;
+        float* dst = plane + oy * s.ow;
+        if (bias == nullptr) {
+#pragma omp simd
+          for (int64_t ox = 0; ox < s.ow; ++ox) dst[ox] = src[ox];
+        } else {
+#pragma omp simd
+          for (int64_t ox = 0; ox < s.ow; ++ox) dst[ox] = src[ox] + b;
+        }
+      }
+    }
+  }
+}
+
+// Images [i0, i0 + side) (those in the batch), group by group; `parallel`
+// splits each product's tiles over the team.
+void shifted_images(const ConvShape& s, const ShiftedGrid& g, const float* x,
+                    const WeightOperand& weight, const float* bias, int64_t i0, float* y,
+                    bool parallel) {
+  const int64_t count = std::min(g.side, s.n - i0);
+  float* padded = t_shifted.padded.get(g.images);
+  pad_images(s, g, x, i0, count, padded, parallel);
+  float* out = t_shifted.out.get(g.out_rows * g.ldc);
+  const int64_t og = s.o_per_group(), cg = s.c_per_group();
+  const int64_t tiles = ceil_div(g.columns, g.tile_cols);
+  const int64_t work = parallel ? og * cg * s.kh * s.kw * g.columns : 0;
+  for (int64_t grp = 0; grp < s.groups; ++grp) {
+    const float* b = padded + grp * cg * g.plane;
+    parallel_ranges(
+        tiles, work,
+        [&](int64_t t0, int64_t t1) {
+          sgemm_shifted_rows(weight.packed(grp), b, g.offsets.data(), t0 * g.tile_cols,
+                             std::min(t1 * g.tile_cols, g.columns), out, g.ldc);
+        },
+        kMinShiftedWorkPerThread);
+    unpad_outputs(s, g, out, bias != nullptr ? bias + grp * og : nullptr, grp * og, og, i0, count,
+                  y, parallel);
+  }
+}
+
+void shifted_forward(const ConvShape& s, const float* x, const WeightOperand& weight,
+                     const float* bias, float* y) {
+  const ShiftedGrid g(s, weight.packed(0).isa());
+  run_items(
+      ceil_div(s.n, g.side),
+      [&](int64_t it, bool parallel) {
+        shifted_images(s, g, x, weight, bias, it * g.side, y, parallel);
+      },
+      [] { t_shifted.trim(); });
 }
 
 // ---- backward ------------------------------------------------------------
@@ -1016,21 +1251,21 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* weight, con
                     float* y) {
   if (s.n == 0 || s.o == 0) return;
   const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
-  const int threads = omp_get_max_threads();
   const ForwardColumns how = forward_columns(s);  // decided once: the packing below depends on it
-  const bool implicit = how == ForwardColumns::FromImage || how == ForwardColumns::FromPhases;
+  const bool implicit = how == ForwardColumns::FromImage || how == ForwardColumns::FromPhases ||
+                        how == ForwardColumns::Shifted;
   const WeightOperand w(s, weight, false, chunks > 1 || implicit);
-  auto chunk_work = [&](int64_t ci, bool parallel) {
-    forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), how, t_forward, y,
-                  parallel);
-  };
-  if (over_images(chunks, threads)) {
-    for_images_in_parallel(chunks, threads, [&](int64_t ci) { chunk_work(ci, false); },
-                           [] { t_forward.trim(); });
+  if (how == ForwardColumns::Shifted) {
+    shifted_forward(s, x, w, bias, y);
     return;
   }
-  for (int64_t ci = 0; ci < chunks; ++ci) chunk_work(ci, true);
-  t_forward.trim();
+  run_items(
+      chunks,
+      [&](int64_t ci, bool parallel) {
+        forward_chunk(s, x, w, bias, ci * chunk, std::min(s.n, (ci + 1) * chunk), how, t_forward,
+                      y, parallel);
+      },
+      [] { t_forward.trim(); });
 }
 
 namespace {
@@ -1124,9 +1359,14 @@ static int64_t phase_workspace(const ConvShape& s, int threads) {
 
 int64_t conv2d_forward_workspace(const ConvShape& s, int threads) {
   if (s.n == 0) return 0;
+  const ForwardColumns how = forward_columns(s);
+  if (how == ForwardColumns::Shifted) {
+    const ShiftedGrid g(s, active_isa());
+    const int64_t team = over_images(ceil_div(s.n, g.side), threads) ? threads : 1;
+    return team * g.floats_per_thread() + WeightOperand::packed_floats(s, false, true);
+  }
   const int64_t chunk = chunk_images(s), width = chunk * s.out_plane();
   const int64_t team = over_images(ceil_div(s.n, chunk), threads) ? threads : 1;
-  const ForwardColumns how = forward_columns(s);
   const bool explicit_cols = how == ForwardColumns::Explicit;
   const int64_t cols = explicit_cols ? s.col_rows() * width
                        : how == ForwardColumns::FromPhases
@@ -1160,5 +1400,10 @@ bool set_conv_implicit_im2col(bool enabled) { return g_implicit_im2col.exchange(
 bool set_conv_dx_as_forward(bool enabled) { return g_dx_as_forward.exchange(enabled); }
 
 bool set_conv_dw_from_image(bool enabled) { return g_dw_from_image.exchange(enabled); }
+
+int set_conv_shifted_rows(int mode) {
+  if (mode < 0 || mode > 2) throw std::invalid_argument("shifted-rows mode must be 0, 1 or 2");
+  return g_shifted_rows.exchange(mode);
+}
 
 }  // namespace pk

@@ -476,6 +476,33 @@ const float* PackedOperand::panels(int64_t p0, int64_t at) const {
   return data_.get() + p0 * padded_outer_ + at * std::min(kc_, depth_ - p0);
 }
 
+RegisterTile register_tile(Isa isa) {
+  const MicroKernel& uk = kernel_for(isa);
+  return {uk.mr, uk.nr};
+}
+
+// The packed driver's K blocks, betas and tiles, without its B packing.
+void sgemm_shifted_rows(const PackedOperand& a, const float* b, const int64_t* offsets,
+                        int64_t j0, int64_t j1, float* c, int64_t ldc) {
+  const MicroKernel& uk = kernel_for(a.isa());
+  const int64_t m = a.outer(), k = a.depth(), kc = k_block(uk, k);
+  if (k <= 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j0, c + i * ldc + j1, 0.0f);
+    return;
+  }
+  for (int64_t pc = 0; pc < k; pc += kc) {
+    const int64_t kc_now = std::min(kc, k - pc);
+    const float beta = pc == 0 ? 0.0f : 1.0f;
+    for (int64_t jr = j0; jr < j1; jr += uk.nr) {
+      const int64_t cols = std::min<int64_t>(uk.nr, j1 - jr);
+      for (int64_t ir = 0; ir < m; ir += uk.mr) {
+        uk.shifted(kc_now, a.panels(pc, ir), b + jr, offsets + pc, c + ir * ldc + jr, ldc, 1.0f,
+                   beta, cols);
+      }
+    }
+  }
+}
+
 namespace {
 
 // Every K block of op(X), cut into pieces of whole panels packed in parallel

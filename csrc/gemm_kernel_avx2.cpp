@@ -21,8 +21,11 @@ namespace {
 constexpr int kRows = 6;
 constexpr int kVecs = 2;
 
-void kernel_6x16(int64_t kc, const float* __restrict a, const float* __restrict b, float* c,
-                 int64_t ldc, float alpha, float beta) {
+// Row p of B starts at b_row_at(p): 16 floats apart in a packed panel,
+// anywhere for the shifted kernel.
+template <typename BRow>
+void tile_6x16(int64_t kc, const float* __restrict a, BRow b_row_at, float* c, int64_t ldc,
+               float alpha, float beta) {
   // Fetch the C tile (rows ldc apart) early so it arrives while the FMAs run.
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) {
@@ -36,6 +39,7 @@ void kernel_6x16(int64_t kc, const float* __restrict a, const float* __restrict 
     acc[i][1] = _mm256_setzero_ps();
   }
   for (int64_t p = 0; p < kc; ++p) {
+    const float* b = b_row_at(p);
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 8
@@ -45,7 +49,6 @@ void kernel_6x16(int64_t kc, const float* __restrict a, const float* __restrict 
       acc[i][1] = _mm256_fmadd_ps(a_i, b1, acc[i][1]);
     }
     a += kRows;
-    b += 8 * kVecs;
   }
   const __m256 alpha_v = _mm256_set1_ps(alpha);
   const __m256 beta_v = _mm256_set1_ps(beta);
@@ -62,12 +65,23 @@ void kernel_6x16(int64_t kc, const float* __restrict a, const float* __restrict 
   }
 }
 
+void kernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                 float beta) {
+  tile_6x16(kc, a, [b](int64_t p) { return b + p * 8 * kVecs; }, c, ldc, alpha, beta);
+}
+
+// (one width: a tile is two vectors, and `cols` <= 16 is always both)
+void shifted_6x16(int64_t kc, const float* a, const float* b, const int64_t* offsets, float* c,
+                  int64_t ldc, float alpha, float beta, int64_t /*cols*/) {
+  tile_6x16(kc, a, [b, offsets](int64_t p) { return b + offsets[p]; }, c, ldc, alpha, beta);
+}
+
 }  // namespace
 
 // kc: the B micro-panel (kc * 64 bytes = 16 KiB) stays in L1 with room for
 // the A stream; mc: the A block (~0.5 MiB) sits in L2; nc: the B block in L3.
 extern const MicroKernel kAvx2Kernel = {
-    kRows, 8 * kVecs, kernel_6x16, nullptr, nullptr, nullptr, 256, 480, 4096,
+    kRows, 8 * kVecs, kernel_6x16, nullptr, shifted_6x16, nullptr, nullptr, 256, 480, 4096,
 };
 
 }  // namespace gemm

@@ -31,11 +31,11 @@ constexpr int kCols = 16 * kVecs;
 // How far ahead (in k steps) to touch the A panel stream coming from L2.
 constexpr int kPrefetchSteps = 8;
 
-// NV vectors of C columns per row; B panel rows are BV vectors apart (BV = kVecs
-// always: a narrower NV serves the last, partial column panel).
-template <int MR, int NV, int BV = NV>
-void kernel_tile(int64_t kc, const float* __restrict a, const float* __restrict b, float* c,
-                 int64_t ldc, float alpha, float beta) {
+// NV vectors of C columns per row; row p of B starts at b_row_at(p): a packed
+// panel's rows are 16 * kVecs floats apart, the shifted kernel's are anywhere.
+template <int MR, int NV, typename BRow>
+void tile(int64_t kc, const float* __restrict a, BRow b_row_at, float* c, int64_t ldc,
+          float alpha, float beta) {
   // The C tile is needed only after the k loop; start fetching it now so its
   // rows (ldc apart, often not in cache) arrive while the FMAs run.
 #pragma GCC unroll 32
@@ -50,6 +50,7 @@ void kernel_tile(int64_t kc, const float* __restrict a, const float* __restrict 
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   }
   for (int64_t p = 0; p < kc; ++p) {
+    const float* b = b_row_at(p);
     __m512 b_row[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) b_row[v] = _mm512_loadu_ps(b + 16 * v);
@@ -61,7 +62,6 @@ void kernel_tile(int64_t kc, const float* __restrict a, const float* __restrict 
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a_i, b_row[v], acc[i][v]);
     }
     a += MR;
-    b += 16 * BV;
   }
   const __m512 alpha_v = _mm512_set1_ps(alpha);
   if (beta == 0.0f) {
@@ -81,6 +81,29 @@ void kernel_tile(int64_t kc, const float* __restrict a, const float* __restrict 
       const __m512 scaled_c = _mm512_mul_ps(beta_v, _mm512_loadu_ps(out));
       _mm512_storeu_ps(out, _mm512_fmadd_ps(alpha_v, acc[i][v], scaled_c));
     }
+  }
+}
+
+// Row p of a packed B panel (kCols floats per row, whatever NV reads of it).
+auto packed_rows(const float* b) {
+  return [b](int64_t p) { return b + p * kCols; };
+}
+
+void full_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                 float beta) {
+  tile<kRows, kVecs>(kc, a, packed_rows(b), c, ldc, alpha, beta);
+}
+
+// One, two or three vectors of columns, as `cols` needs.
+template <typename BRow>
+void tile_of_width(int64_t kc, const float* a, BRow b_row_at, float* c, int64_t ldc, float alpha,
+                   float beta, int64_t cols) {
+  if (cols <= 16) {
+    tile<kRows, 1>(kc, a, b_row_at, c, ldc, alpha, beta);
+  } else if (cols <= 32) {
+    tile<kRows, 2>(kc, a, b_row_at, c, ldc, alpha, beta);
+  } else {
+    tile<kRows, kVecs>(kc, a, b_row_at, c, ldc, alpha, beta);
   }
 }
 
@@ -196,13 +219,13 @@ void pack_avx512(const float* src, int64_t ld, bool strided, int64_t extent, int
 // saves that panel's wasted FMAs, with each live element's arithmetic unchanged.
 void edge_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
                  float beta, int64_t cols) {
-  if (cols <= 16) {
-    kernel_tile<kRows, 1, kVecs>(kc, a, b, c, ldc, alpha, beta);
-  } else if (cols <= 32) {
-    kernel_tile<kRows, 2, kVecs>(kc, a, b, c, ldc, alpha, beta);
-  } else {
-    kernel_tile<kRows, kVecs>(kc, a, b, c, ldc, alpha, beta);
-  }
+  tile_of_width(kc, a, packed_rows(b), c, ldc, alpha, beta, cols);
+}
+
+void shifted_kernel(int64_t kc, const float* a, const float* b, const int64_t* offsets, float* c,
+                    int64_t ldc, float alpha, float beta, int64_t cols) {
+  tile_of_width(kc, a, [b, offsets](int64_t p) { return b + offsets[p]; }, c, ldc, alpha, beta,
+                cols);
 }
 
 }  // namespace
@@ -213,7 +236,7 @@ void edge_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t l
 // mc: the A block (mc * kc * 4 = ~1 MiB) fills half of a 2 MiB L2.
 // nc: the B block (kc * nc * 4 = ~6 MiB) lives in L3.
 extern const MicroKernel kAvx512Kernel = {
-    kRows, kCols, kernel_tile<kRows, kVecs>, edge_kernel, pack_avx512, pack_avx512, 384, 672, 4096,
+    kRows, kCols, full_kernel, edge_kernel, shifted_kernel, pack_avx512, pack_avx512, 384, 672, 4096,
 };
 
 }  // namespace gemm

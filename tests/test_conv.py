@@ -251,15 +251,17 @@ def test_implicit_im2col_is_bitwise_the_explicit_one(rng, threads, each_isa, cas
     x_shape, w_shape, stride, padding, dilation, groups = case
     x, w, b = random_f32(rng, x_shape), random_f32(rng, w_shape), random_f32(rng, (w_shape[0],))
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    implicit = [threads(n, F.conv2d, x, w, b, **kw) for n in (1, 2)]
-    implicit_ws = conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=1)
+    shifted_before = _cpu.conv_shifted_rows(0)  # packed panels here; shifted rows: below
     try:
+        implicit = [threads(n, F.conv2d, x, w, b, **kw) for n in (1, 2)]
+        implicit_ws = conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=1)
         _cpu.conv_implicit_im2col(False)
         explicit = threads(1, F.conv2d, x, w, b, **kw)
         # the shared test of the path: without the column matrix the workspace shrinks
         assert conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=1) > implicit_ws
     finally:
         _cpu.conv_implicit_im2col(True)
+        _cpu.conv_shifted_rows(shifted_before)
     for got in implicit:
         np.testing.assert_array_equal(got, explicit)
     x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
@@ -287,6 +289,73 @@ def test_weight_gradient_from_the_image_is_bitwise_im2cols(rng, threads, each_is
     ref = R.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
                             **kw)
     _close(from_image[0][1], ref[1], np.sqrt(dy[:, 0].size))
+
+
+# Stride-1 same-width convolutions whose forward reads its GEMM's B rows in
+# place from a padded image (shifted rows): ResNet-like 16 -> 16 (batch 1,
+# whose tiles are split over the threads; 8x8 planes two side by side, batch
+# 5 leaving the last pair one short), a 1x7 kernel, dilation with groups,
+# outputs shorter and taller than the input (ph != (kh - 1) / 2), dh != dw,
+# one input channel, a one-pixel-wide plane, output channels that are no
+# multiple of any register tile, 32 -> 32 with 288 column rows (16x16 planes:
+# three side by side, batch 7).
+SHIFTED_CASES = [
+    ((1, 16, 40, 40), (16, 16, 3, 3), 1, 1, 1, 1),
+    ((5, 16, 8, 8), (16, 16, 3, 3), 1, 1, 1, 1),
+    ((3, 7, 9, 17), (13, 7, 1, 7), 1, (0, 3), 1, 1),
+    ((4, 12, 12, 10), (6, 6, 3, 3), 1, 2, 2, 2),
+    ((3, 5, 9, 11), (3, 5, 3, 3), 1, (0, 1), 1, 1),
+    ((2, 6, 10, 12), (4, 6, 3, 3), 1, (2, 1), (2, 1), 1),
+    ((2, 3, 7, 1), (5, 3, 3, 1), 1, (1, 0), 1, 1),
+    ((3, 1, 14, 14), (11, 1, 5, 5), 1, 2, 1, 1),
+    ((7, 32, 16, 16), (32, 32, 3, 3), 1, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", SHIFTED_CASES, ids=lambda c: "x".join(map(str, c[0])))
+def test_shifted_rows_are_bitwise_the_packed_panels(rng, threads, each_isa, case):
+    """The forward on shifted rows (the rule takes each case: its workspace is
+    not the packed path's) against packed panels: bitwise on 1 and 2 threads,
+    near the float64 reference; with and without a bias."""
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    x, w, b = random_f32(rng, x_shape), random_f32(rng, w_shape), random_f32(rng, (w_shape[0],))
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    shifted = [threads(n, F.conv2d, x, w, bias, **kw) for n in (1, 2) for bias in (b, None)]
+    shifted_ws = conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=2)
+    try:
+        assert _cpu.conv_shifted_rows(0) == 1
+        panels = [threads(2, F.conv2d, x, w, bias, **kw) for bias in (b, None)]
+        assert conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=2) != shifted_ws
+    finally:
+        _cpu.conv_shifted_rows(1)
+    for i, got in enumerate(shifted):
+        np.testing.assert_array_equal(got, panels[i % 2])
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    _close(shifted[0], R.conv2d(x64, w64, b64, **kw), np.sqrt(w[0].size))
+
+
+@pytest.mark.parametrize("x_shape,w_shape,padding,shifted", [
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, True),     # ResNet-20's first stage
+    ((64, 32, 16, 16), (32, 32, 3, 3), 1, True),
+    ((64, 64, 8, 8), (64, 64, 3, 3), 1, True),
+    ((32, 128, 8, 8), (128, 128, 3, 3), 1, False),   # more outputs than 64 share the panels
+    ((8, 64, 27, 27), (192, 64, 5, 5), 2, False),    # AlexNet conv2
+    ((64, 6, 14, 14), (16, 6, 5, 5), 2, True),
+    ((64, 16, 32, 32), (32, 16, 3, 3), (1, 1), True),
+])
+def test_which_forwards_take_the_shifted_rows(x_shape, w_shape, padding, shifted):
+    def workspace():
+        return conv2d_workspace_bytes(x_shape, w_shape, padding=padding, threads=1)
+    with_rule = workspace()
+    try:
+        _cpu.conv_shifted_rows(0)
+        assert (workspace() != with_rule) == shifted
+        _cpu.conv_shifted_rows(2)  # every one of these can take them
+        assert workspace() != with_rule or shifted
+        with pytest.raises(ValueError, match="mode"):
+            _cpu.conv_shifted_rows(3)
+    finally:
+        _cpu.conv_shifted_rows(1)
 
 
 def _stride_one(name):
@@ -412,8 +481,23 @@ def test_workspace_is_bounded_per_image():
     # 4 images of 16x16 outputs per chunk (too narrow to pack from phase planes)
     _packed_weights(small, 4 * (144 * 4 * 256 + 32 * 4 * 256), 32, 144)
     # 8x8 planes want 16 images per chunk, but only 7 images' columns fit in 2**18 floats
-    eight = conv2d_workspace_bytes((64, 64, 8, 8), (64, 64, 3, 3), padding=1, threads=1)
+    try:
+        _cpu.conv_shifted_rows(0)
+        eight = conv2d_workspace_bytes((64, 64, 8, 8), (64, 64, 3, 3), padding=1, threads=1)
+    finally:
+        _cpu.conv_shifted_rows(1)
     _packed_weights(eight, 4 * 64 * 7 * 64, 64, 576)  # implicit im2col: no columns
+    # On shifted rows: the padded images side by side and one group's grid outputs
+    tile_rows, tile_cols = {"avx512": (8, 48), "avx2": (6, 16)}.get(pykernels.get_isa(), (4, 8))
+    # 72-column grids: two side by side fill three 48-wide tiles, nine 16-wide
+    # ones (against five for one); 8-wide tiles fit one exactly
+    side = {48: 2, 16: 2, 8: 1}[tile_cols]
+    row, grid = side * 9, 8 * side * 9  # an 8-wide image row and its pad column, side times
+    plane = 1 + 10 * row  # a lead pad float, then 10 padded rows
+    ldc = -(-grid // tile_cols) * tile_cols
+    images = 63 * plane + max(plane, 2 * row + 2 + ldc)  # the tail the last tiles read
+    shifted = conv2d_workspace_bytes((64, 64, 8, 8), (64, 64, 3, 3), padding=1, threads=1)
+    _packed_weights(shifted, 4 * (images + -(-64 // tile_rows) * tile_rows * ldc), 64, 576)
 
 
 def _ones(*shape):

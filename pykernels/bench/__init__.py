@@ -132,8 +132,8 @@ SUITES = {
                   "and copy bandwidth when usable", _peak),
     "alexnet": Suite("The 2012 report: an AlexNet training step (batch 8, 4 with --quick), "
                      "images/s, epoch and 90-epoch time vs 2x GTX 580", _alexnet),
-    "conv": Suite("AlexNet conv1-5 at batch 16, fwd and fwd+bwd: vs PyTorch and the NumPy "
-                  "reference", _conv),
+    "conv": Suite("AlexNet conv1-5 at batch 16 and ResNet-20's stride-1 layers at 64, fwd and "
+                  "fwd+bwd: vs PyTorch, the lower rungs and the NumPy reference", _conv),
     "conv-memory": Suite("Peak RSS of AlexNet conv1 forward at batch 128 (fresh process) and "
                          "the workspace bound", _conv_memory),
     "gemm": Suite("SGEMM vs numpy.matmul: squares, AlexNet shapes, small sizes", _gemm),

@@ -1,9 +1,12 @@
-"""AlexNet's five convolutions (torchvision layout), forward and forward +
+"""AlexNet's five convolutions (torchvision layout) and ResNet-20's three
+stride-1 3x3 layers (batch 64), forward and forward +
 backward: pykernels against PyTorch CPU (same thread count, skipped when torch
 is missing) side by side, interleaved, medians; also against pykernels with
 its implicit im2col off (the explicit column matrix in the forward and the
-weight gradient, the previous rung) for
-the layers whose forward packs from the image or its stride phases; and against the NumPy reference,
+weight gradient, the bottom rung) for
+the layers whose forward packs from the image or its stride phases, and with
+its shifted rows off (the forward's packed panels, the rung below) where the
+forward reads them; and against the NumPy reference,
 which is slow, so it is timed once per case on a smaller batch and scaled per
 image (the row says so). GFLOP/s count 2*N*O*C/g*kh*kw*OH*OW per pass; backward
 computes dx, dweight and dbias (twice the forward's FLOPs).
@@ -31,7 +34,7 @@ from .. import functional as F
 from .. import reference as R
 from .._functional.conv import conv2d_workspace_bytes
 from .peak import peak_gflops
-from .timing import interleaved_medians, pinned_threads
+from .timing import interleaved_medians, pinned_threads, with_setting
 
 # (name, C, O, kernel, stride, padding, input H = W)
 ALEXNET = (
@@ -40,6 +43,12 @@ ALEXNET = (
     ("conv3", 192, 384, 3, 1, 1, 13),
     ("conv4", 384, 256, 3, 1, 1, 13),
     ("conv5", 256, 256, 3, 1, 1, 13),
+)
+# ResNet-20's stride-1 layers (CIFAR-sized): where the shifted rows matter.
+RESNET20 = (
+    ("resnet 16->16", 16, 16, 3, 1, 1, 32),
+    ("resnet 32->32", 32, 32, 3, 1, 1, 16),
+    ("resnet 64->64", 64, 64, 3, 1, 1, 8),
 )
 
 
@@ -79,27 +88,12 @@ def _pykernels_cases(x, w, b, dy, s, p, algo="auto"):
     return {"fwd": lambda: F.conv2d(x, w, b, s, p, algo=algo), "fwd+bwd": fwd_bwd}
 
 
-def _explicit_im2col(fn):
-    """fn with the forward's implicit im2col turned off (the previous rung)."""
-    def run():
-        previous = _cpu.conv_implicit_im2col(False)
-        try:
-            fn()
-        finally:
-            _cpu.conv_implicit_im2col(previous)
-
-    return run
-
-
-def _uses_implicit_im2col(x_shape, w_shape, s, p):
-    """Whether the forward packs from the image: then it needs no column
-    workspace, so its bound drops when the hook forces the explicit path."""
-    implicit = conv2d_workspace_bytes(x_shape, w_shape, s, p, threads=1)
-    previous = _cpu.conv_implicit_im2col(False)
-    try:
-        return conv2d_workspace_bytes(x_shape, w_shape, s, p, threads=1) > implicit
-    finally:
-        _cpu.conv_implicit_im2col(previous)
+def _workspace_changes(setter, value, x_shape, w_shape, s, p):
+    """Whether a switch changes the forward's path here, seen in its workspace
+    bound (each path has its own)."""
+    default = conv2d_workspace_bytes(x_shape, w_shape, s, p, threads=1)
+    return with_setting(setter, value, lambda: conv2d_workspace_bytes(
+        x_shape, w_shape, s, p, threads=1))() != default
 
 
 def _torch_cases(torch, x, w, b, dy, s, p):
@@ -132,13 +126,13 @@ def _reference_seconds_per_image(layer, ref_batch, what, samples):
 
 def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
     torch = _torch()
-    batch = 4 if quick else 16
     ref_batch = 1 if quick else 2
-    layers = ALEXNET
+    layers = [(layer, 4 if quick else 16) for layer in ALEXNET]
+    layers += [(layer, 16 if quick else 64) for layer in RESNET20]
     rows = []
     for t in threads:
         peak = peak_gflops(_cpu.get_isa(), t)
-        for layer in layers:
+        for layer, batch in layers:
             name, c, o, k, s, p, hw = layer
             x, w, b, dy = _operands(batch, c, o, k, s, p, hw)
             ours = _pykernels_cases(x, w, b, dy, s, p)
@@ -152,9 +146,14 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
                 if winograd:
                     cases["im2col"] = im2col[what]
                     cases["winograd"] = ours_winograd[what]
-                implicit = _uses_implicit_im2col(x.shape, w.shape, s, p)
+                implicit = _workspace_changes(_cpu.conv_implicit_im2col, False, x.shape,
+                                              w.shape, s, p)
                 if implicit:
-                    cases["explicit im2col"] = _explicit_im2col(im2col[what])
+                    cases["explicit im2col"] = with_setting(_cpu.conv_implicit_im2col, False,
+                                                            im2col[what])
+                shifted = _workspace_changes(_cpu.conv_shifted_rows, 0, x.shape, w.shape, s, p)
+                if shifted:
+                    cases["packed panels"] = with_setting(_cpu.conv_shifted_rows, 0, ours[what])
                 if theirs:
                     cases["torch"] = theirs[what]
                 with pinned_threads(t):
@@ -175,6 +174,8 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
                 if implicit:
                     row["implicit vs explicit im2col"] = (med["explicit im2col"]
                                                           / med.get("im2col", med["pykernels"]))
+                if shifted:
+                    row["shifted vs packed panels"] = med["packed panels"] / med["pykernels"]
                 row["reference GFLOP/s"] = ref_gf
                 row["vs reference"] = gf / ref_gf
                 row["of peak"] = gf / peak

@@ -60,6 +60,21 @@ def interleaved_medians(
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
+def with_setting(setter: Callable[[object], object], value, fn: Callable[[], object]):
+    """fn as a callable run with a pykernels switch (a hook that sets a value
+    and returns the previous one, such as `_cpu.conv_shifted_rows`) at
+    `value`, restored afterwards: a lower rung of a ladder, timed beside the
+    default."""
+    def run():
+        previous = setter(value)
+        try:
+            return fn()
+        finally:
+            setter(previous)
+
+    return run
+
+
 @contextlib.contextmanager
 def _torch_threads(n: int):
     # Only a torch that is already imported gets pinned: importing it here

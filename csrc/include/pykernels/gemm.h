@@ -84,6 +84,24 @@ void sgemm(bool trans_a, int64_t m, int64_t k, float alpha, const float* a, int6
 void pack_b_panels(const float* src, int64_t ld, bool strided, int64_t extent, int64_t kc,
                    int width, float* dst);
 
+// The register tile of a packing's micro-kernel: rows of A and columns of B
+// one kernel call computes.
+struct RegisterTile {
+  int64_t rows, cols;
+};
+RegisterTile register_tile(Isa isa);
+
+// C[:, j0:j1) = A @ B[:, j0:j1) with A packed (m = a.outer(), k = a.depth())
+// and row p of B the floats b[offsets[p] + j], read in place ("shifted
+// rows": a stride-1 convolution reads each tap's row of its column matrix
+// from the padded image at one shift, conv.cpp). Single-threaded; bitwise the
+// packed sgemm of the same matrices (alpha 1, beta 0). Whole register tiles
+// are computed: C must have room for m rounded up to the tile's rows, and
+// columns up to j1 rounded up to its columns (j0 a multiple of them), and B
+// must be readable that far; what lands past m and j1 is not the product.
+void sgemm_shifted_rows(const PackedOperand& a, const float* b, const int64_t* offsets,
+                        int64_t j0, int64_t j1, float* c, int64_t ldc);
+
 // C = alpha * A * op(B) + beta * C with A packed (m = a.outer(), k = a.depth()).
 void sgemm(const PackedOperand& a, bool trans_b, int64_t n, float alpha, const float* b,
            int64_t ldb, float beta, float* c, int64_t ldc);

@@ -28,6 +28,15 @@ using MicroKernelFn = void (*)(int64_t kc, const float* a_panel, const float* b_
 using EdgeKernelFn = void (*)(int64_t kc, const float* a_panel, const float* b_panel, float* c,
                               int64_t ldc, float alpha, float beta, int64_t cols);
 
+// The kernel's tile with B read in place rather than packed: row p of the
+// tile's B is the nr (or, for `cols` < nr, at least `cols`) floats at
+// b + offsets[p], unaligned. A stride-1 convolution's column matrix is the
+// padded image read at a shift per tap (conv.cpp, "shifted rows"), so it
+// needs no packing at all. Same arithmetic, per element, as `kernel`.
+using ShiftedKernelFn = void (*)(int64_t kc, const float* a_panel, const float* b,
+                                 const int64_t* offsets, float* c, int64_t ldc, float alpha,
+                                 float beta, int64_t cols);
+
 // Packs a kc-deep block of `extent` columns into ceil(extent / width)
 // panels: column j of the block lands in panel q = j / width, stored at
 // dst + q * width * kc as dst[p * width + j % width], with the value
@@ -44,6 +53,7 @@ struct MicroKernel {
   int nr;                // columns of the register tile (B panel width)
   MicroKernelFn kernel;  // needs mr * nr <= 4096
   EdgeKernelFn edge;     // partial column panels; nullptr = the full kernel
+  ShiftedKernelFn shifted;  // B rows in place at per-row offsets
   PackFn pack_a;         // packs A panels of width mr; nullptr = portable packer
   PackFn pack_b;         // packs B panels of width nr; nullptr = portable packer
   int kc;                // depth of one packed block: B panel kc x nr stays in L1

@@ -21,10 +21,11 @@
 //   which keeps im2col). Where the forward would pack from the image, the
 //   weight gradient does: the panels of cols^T (ImplicitColumnsT); elsewhere
 //   it uses im2col.
-// - Forward on shifted rows (below): stride 1 with outputs as wide as the
-//   input, and few enough output channels or wide enough planes (the rule
-//   is by measurement): no panels at all, the micro-kernel reads each B row
-//   in place from a padded copy of the image, one image per work item.
+// - Forward on shifted rows (below): stride 1 with at most 64 output
+//   channels per group (the rule is by measurement), taken before the two
+//   above: no panels at all, the micro-kernel reads each B row in place from
+//   a padded copy of the image (a few small images side by side per work
+//   item).
 // - Backward-data of a stride-1 convolution (not pointwise) with p <= d (k - 1),
 //   at most 64 output and at least 16 input channels per group is the forward
 //   convolution of dy with the flipped kernel (so it gets the forward's
@@ -468,7 +469,7 @@ enum class ForwardColumns {
   Explicit,    // im2col into a column matrix, then the GEMM packs it
   FromImage,   // panels packed from the image (stride 1, same width)
   FromPhases,  // panels packed from the chunk's phase planes
-  Shifted,     // no panels: B rows read in place from a padded image (stride 1, same width)
+  Shifted,     // no panels: B rows read in place from a padded image (stride 1)
 };
 
 // Where each wins, measured against the explicit path on ResNet-20 and
@@ -818,42 +819,50 @@ void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weig
 
 // ---- shifted rows ---------------------------------------------------------
 //
-// For stride-1 convolutions whose output rows are as wide as the input's, the
-// column matrix needs no packing at all. Each channel is copied into a padded
-// plane whose rows are Wp = W + pw floats: the pw zeros ending a row are also
-// the left padding of the next one (pw more zeros lead the plane), with ph
-// zero rows above and below. On the grid of outputs q = oy * Wp + ox, tap
-// (ki, kj) of channel c is then the float at
+// For stride-1 convolutions the column matrix needs no packing at all. Each
+// channel is copied into a padded plane whose rows are Wp = max(W + pw, OW)
+// floats: the zeros ending a row (at least pw) are also the left padding of
+// the next one (pw more zeros lead the plane), with ph zero rows above and
+// below. On the grid of outputs q = oy * Wp + ox, tap (ki, kj) of channel c
+// is then the float at
 //   c * plane + q + ki*dh*Wp + kj*dw
-// for every q, padding included, so each row of the column matrix is the
+// for every q < OH * Wp with ox < OW (a tap's column ox + kj*dw - pw stays
+// within [-pw, W + pw), as OW = W + 2pw - dw(kw - 1)), padding included, so
+// each row of the column matrix is the
 // padded image read at one shift, and the micro-kernel loads its B rows from
 // there (sgemm_shifted_rows) instead of from packed panels. Small planes put
 // a few images side by side in one padded plane (a grid row then holds a row
 // of each, the pad columns shared the same way) so that the grid fills whole
-// register tiles. The price: the pw pad columns after each image row are
-// computed and dropped (8x8 3x3: 9/8 of the work, 32x32: 33/32), as are the
-// last register tile's columns past the grid. The sums are the packed GEMM's,
-// so the results are bitwise im2col's.
+// register tiles. The price: the grid's Wp - OW columns after each image row
+// are computed and dropped ("same" 3x3 on 8x8: 9/8 of the work, on 32x32:
+// 33/32; "valid" 5x5 on 14x14: 14/10), as are the last register tile's
+// columns past the grid. The sums are the packed GEMM's, so the results are
+// bitwise im2col's.
 
 // Where the shifted rows are taken, from the forward measured against the
-// packed panels (batch 64 unless noted, 1 / 2 threads, shifted_forward.txt in
-// benchmarks/results/cpu-2026-11-30-shifted): wherever the panels would come
-// from an explicit im2col (under 256 column rows: ResNet's 16 -> 16 at 32x32
-// about 1.9x, its 3 -> 16 stem 1.4-1.6x, LeNet's 6 -> 16 2.2-2.9x), and with
-// at most 64 output channels per group, where the packing is shared by few
-// rows of the product (32 -> 32 at 16x16 1.3x, at 8x8 1.0-1.4x; 64 -> 64 at
-// 8x8 1.1-1.2x, 32x32 (b8) 1.2x). Not with more: 128 -> 128 measured
-// 0.92-1.0x at 8x8 and 0.97-1.04x at 16x16 (b16), AlexNet conv2-5 (b8)
-// 0.93-1.16x, where the packing is already amortised.
+// packed panels (batch 64 unless noted, 1 / 2 threads; shifted_forward.txt
+// and shifted_valid.txt in benchmarks/results/cpu-2026-11-30-shifted): with
+// at most 64 output channels per group, where the panels' packing is shared
+// by few rows of the product. "Same" convolutions: ResNet's 16 -> 16 at 32x32
+// about 1.9x (its panels came from an explicit im2col), 32 -> 32 at 16x16
+// 1.3x, 64 -> 64 at 8x8 1.1x, the 3 -> 16 stem 1.4x; "valid" ones: LeNet's
+// 1 -> 6 at 32x32 2.1-2.8x, 6 -> 16 at 14x14 2.0-2.6x, 64 -> 64 3x3 on 16x16
+// (b16) 1.3-1.45x. Not with more outputs, where the packing is already
+// amortised: 128 -> 128 measured 0.92-1.0x at 8x8 and 0.97-1.04x at 16x16
+// (b16), AlexNet conv2-5 (b8) 0.93-1.16x, a "valid" 64 -> 192 5x5 0.92-1.03x.
 constexpr int64_t kShiftedMaxOutputs = 64;
 
 bool shifted_rows(const ConvShape& s) {
   const int mode = g_shifted_rows.load();
-  if (mode == 0 || !g_implicit_im2col.load() || s.is_pointwise() || !rows_are_contiguous(s)) {
+  if (mode == 0 || !g_implicit_im2col.load() || s.is_pointwise() || s.sh != 1 || s.sw != 1) {
     return false;
   }
-  return mode == 2 || !packs_from_image(s) || s.o_per_group() <= kShiftedMaxOutputs;
+  return mode == 2 || s.o_per_group() <= kShiftedMaxOutputs;
 }
+
+// A padded row of one image: its pixels, then the zeros shared as the right
+// padding of this row and the left of the next.
+int64_t shifted_image_row(const ConvShape& s) { return std::max(s.w + s.pw, s.ow); }
 
 // Multiply-adds below which a thread's share of one image is not worth a region.
 constexpr int64_t kMinShiftedWorkPerThread = int64_t{1} << 19;
@@ -870,7 +879,7 @@ constexpr int64_t kMinShiftedWorkPerThread = int64_t{1} << 19;
 constexpr int64_t kMaxSideBySide = 8;
 
 int64_t images_side_by_side(const ConvShape& s, int64_t tile_cols) {
-  const int64_t per_image = s.oh * (s.w + s.pw);
+  const int64_t per_image = s.oh * shifted_image_row(s);
   auto columns = [&](int64_t k) { return ceil_div(s.n, k) * ceil_div(k * per_image, tile_cols); };
   int64_t best = 1;
   for (int64_t k = 2; k <= std::min(kMaxSideBySide, s.n); ++k) {
@@ -882,7 +891,7 @@ int64_t images_side_by_side(const ConvShape& s, int64_t tile_cols) {
 struct ShiftedGrid {
   ShiftedGrid(const ConvShape& s, Isa isa)
       : tile_cols(register_tile(isa).cols), side(images_side_by_side(s, tile_cols)),
-        image_row(s.w + s.pw), row(side * image_row), plane(s.pw + (s.h + 2 * s.ph) * row),
+        image_row(shifted_image_row(s)), row(side * image_row), plane(s.pw + (s.h + 2 * s.ph) * row),
         columns(s.oh * row), ldc(ceil_div(columns, tile_cols) * tile_cols),
         out_rows(ceil_div(s.o_per_group(), register_tile(isa).rows) * register_tile(isa).rows) {
     // The last channel's shifted reads reach this far past its plane's start.
@@ -896,7 +905,7 @@ struct ShiftedGrid {
 
   int64_t tile_cols;  // register tile columns
   int64_t side;       // images side by side
-  int64_t image_row;  // an image's share of a row: W + pw
+  int64_t image_row;  // an image's share of a row: max(W + pw, OW)
   int64_t row;        // a padded row: side * image_row
   int64_t plane;      // floats of one padded channel
   int64_t columns;    // outputs on the grid: oh * row

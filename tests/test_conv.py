@@ -298,7 +298,9 @@ def test_weight_gradient_from_the_image_is_bitwise_im2cols(rng, threads, each_is
 # outputs shorter and taller than the input (ph != (kh - 1) / 2), dh != dw,
 # one input channel, a one-pixel-wide plane, output channels that are no
 # multiple of any register tile, 32 -> 32 with 288 column rows (16x16 planes:
-# three side by side, batch 7).
+# three side by side, batch 7); then outputs narrower than the input: "valid"
+# 5x5, padding on one axis only, dilation without padding, and padding wider
+# than the kernel's reach (outputs wider than W + pw).
 SHIFTED_CASES = [
     ((1, 16, 40, 40), (16, 16, 3, 3), 1, 1, 1, 1),
     ((5, 16, 8, 8), (16, 16, 3, 3), 1, 1, 1, 1),
@@ -309,21 +311,26 @@ SHIFTED_CASES = [
     ((2, 3, 7, 1), (5, 3, 3, 1), 1, (1, 0), 1, 1),
     ((3, 1, 14, 14), (11, 1, 5, 5), 1, 2, 1, 1),
     ((7, 32, 16, 16), (32, 32, 3, 3), 1, 1, 1, 1),
+    ((2, 3, 12, 11), (5, 3, 5, 5), 1, 0, 1, 1),
+    ((3, 4, 9, 7), (6, 4, 3, 3), 1, (1, 0), 1, 1),
+    ((2, 5, 13, 12), (4, 5, 3, 3), 1, 0, (2, 3), 1),
+    ((2, 3, 5, 6), (4, 3, 3, 3), 1, 3, 1, 1),
 ]
 
 
 @pytest.mark.parametrize("case", SHIFTED_CASES, ids=lambda c: "x".join(map(str, c[0])))
 def test_shifted_rows_are_bitwise_the_packed_panels(rng, threads, each_isa, case):
-    """The forward on shifted rows (the rule takes each case: its workspace is
-    not the packed path's) against packed panels: bitwise on 1 and 2 threads,
-    near the float64 reference; with and without a bias."""
+    """The forward on shifted rows (forced on: its workspace is not the packed
+    path's) against packed panels: bitwise on 1 and 2 threads, near the
+    float64 reference; with and without a bias."""
     x_shape, w_shape, stride, padding, dilation, groups = case
     x, w, b = random_f32(rng, x_shape), random_f32(rng, w_shape), random_f32(rng, (w_shape[0],))
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    shifted = [threads(n, F.conv2d, x, w, bias, **kw) for n in (1, 2) for bias in (b, None)]
-    shifted_ws = conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=2)
     try:
-        assert _cpu.conv_shifted_rows(0) == 1
+        assert _cpu.conv_shifted_rows(2) == 1
+        shifted = [threads(n, F.conv2d, x, w, bias, **kw) for n in (1, 2) for bias in (b, None)]
+        shifted_ws = conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=2)
+        _cpu.conv_shifted_rows(0)
         panels = [threads(2, F.conv2d, x, w, bias, **kw) for bias in (b, None)]
         assert conv2d_workspace_bytes(x_shape, w_shape, **kw, threads=2) != shifted_ws
     finally:
@@ -334,24 +341,28 @@ def test_shifted_rows_are_bitwise_the_packed_panels(rng, threads, each_isa, case
     _close(shifted[0], R.conv2d(x64, w64, b64, **kw), np.sqrt(w[0].size))
 
 
-@pytest.mark.parametrize("x_shape,w_shape,padding,shifted", [
-    ((64, 16, 32, 32), (16, 16, 3, 3), 1, True),     # ResNet-20's first stage
-    ((64, 32, 16, 16), (32, 32, 3, 3), 1, True),
-    ((64, 64, 8, 8), (64, 64, 3, 3), 1, True),
-    ((32, 128, 8, 8), (128, 128, 3, 3), 1, False),   # more outputs than 64 share the panels
-    ((8, 64, 27, 27), (192, 64, 5, 5), 2, False),    # AlexNet conv2
-    ((64, 6, 14, 14), (16, 6, 5, 5), 2, True),
-    ((64, 16, 32, 32), (32, 16, 3, 3), (1, 1), True),
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding,shifted", [
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, 1, True),     # ResNet-20's three stages
+    ((64, 32, 16, 16), (32, 32, 3, 3), 1, 1, True),
+    ((64, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),
+    ((32, 128, 8, 8), (128, 128, 3, 3), 1, 1, False),   # more outputs than 64 share the panels
+    ((8, 64, 27, 27), (192, 64, 5, 5), 1, 2, False),    # AlexNet conv2
+    ((64, 6, 14, 14), (16, 6, 5, 5), 1, 2, True),       # LeNet on the digits
+    ((64, 1, 32, 32), (6, 1, 5, 5), 1, 0, True),        # LeNet at 32x32: "valid"
+    ((8, 64, 27, 27), (192, 64, 5, 5), 1, 0, False),
+    ((64, 16, 32, 32), (32, 16, 3, 3), 2, 1, None),     # strided: never
 ])
-def test_which_forwards_take_the_shifted_rows(x_shape, w_shape, padding, shifted):
+def test_which_forwards_take_the_shifted_rows(x_shape, w_shape, stride, padding, shifted):
     def workspace():
-        return conv2d_workspace_bytes(x_shape, w_shape, padding=padding, threads=1)
+        return conv2d_workspace_bytes(x_shape, w_shape, stride=stride, padding=padding,
+                                      threads=1)
     with_rule = workspace()
     try:
         _cpu.conv_shifted_rows(0)
-        assert (workspace() != with_rule) == shifted
-        _cpu.conv_shifted_rows(2)  # every one of these can take them
-        assert workspace() != with_rule or shifted
+        off = workspace()
+        assert (off != with_rule) == bool(shifted)
+        _cpu.conv_shifted_rows(2)  # wherever the stride is 1
+        assert (workspace() != off) == (shifted is not None)
         with pytest.raises(ValueError, match="mode"):
             _cpu.conv_shifted_rows(3)
     finally:

@@ -234,7 +234,7 @@ void register_conv(py::module_& m) {
   m.def("conv_shifted_rows", &set_conv_shifted_rows, py::arg("mode"),
         "Where the forward reads its GEMM's B rows in place from a padded image instead of "
         "packing panels: 0 nowhere, 1 by the rule (the default), 2 in every stride-1 "
-        "same-width conv; returns the previous mode");
+        "conv; returns the previous mode");
 }
 
 }  // namespace pk::bind

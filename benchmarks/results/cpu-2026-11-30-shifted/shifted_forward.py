@@ -1,9 +1,13 @@
 """The forward alone: shifted rows (B read in place from a padded image)
 forced on every shape (`_cpu.conv_shifted_rows(2)`, also where the rule
 leaves packed panels) against packed panels (`conv_shifted_rows(0)`: from
-the image at 256+ column rows, else an explicit im2col) and PyTorch, with a
-bias, interleaved medians of 9, 1 and 2 threads. The last column says which
-one the rule (mode 1, the default) takes."""
+the image at 256+ column rows, from phase planes or an explicit im2col
+otherwise, the path before shifted rows) and PyTorch, with a bias,
+interleaved medians of 9, 1 and 2 threads. The last column says which one
+the rule (mode 1, the default) takes. `python shifted_forward.py valid` times
+stride-1 convolutions whose outputs are narrower than the input instead."""
+import sys
+
 import numpy as np
 import torch
 
@@ -29,12 +33,23 @@ SHAPES = [  # name, batch, in, out, size, kernel, padding
     ("alexnet conv4 b8", 8, 384, 256, 13, 3, 1),
     ("alexnet conv5 b8", 8, 256, 256, 13, 3, 1),
 ]
+VALID = [
+    ("lenet 1->6 32x32 valid b64", 64, 1, 6, 32, 5, 0),
+    ("lenet 6->16 14x14 valid b64", 64, 6, 16, 14, 5, 0),
+    ("16->16 32x32 valid 3x3 b64", 64, 16, 16, 32, 3, 0),
+    ("64->64 16x16 valid 3x3 b16", 16, 64, 64, 16, 3, 0),
+    ("3->64 56x56 valid 7x7 b8", 8, 3, 64, 56, 7, 0),
+    ("64->192 27x27 valid 5x5 b8", 8, 64, 192, 27, 5, 0),
+]
+if sys.argv[1:] == ["valid"]:
+    SHAPES = VALID
 rng = np.random.default_rng(0)
 for name, n, c, o, h, k, p in SHAPES:
     x = rng.standard_normal((n, c, h, h), dtype=np.float32)
     w = rng.standard_normal((o, c, k, k), dtype=np.float32)
     b = rng.standard_normal(o, dtype=np.float32)
-    y = np.empty((n, o, h, h), np.float32)
+    out = h + 2 * p - k + 1
+    y = np.empty((n, o, out, out), np.float32)
     xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
 
     def forward():

@@ -2,8 +2,8 @@
 against packed panels (`_cpu.conv_shifted_rows(0)`), interleaved medians of 9,
 1 and 2 threads: ResNet-20 at batch 64 (32x32, 3 channels; its dx passes of
 stride-1 layers run as forwards, so they take the path too), LeNet-5 at
-batch 64 on the 8x8 digits (whose 5x5 convolutions pad by 2; at 28x28 and up
-they are "valid" and never take the path)."""
+batch 64 on the 8x8 digits (whose 5x5 convolutions pad by 2) and at 32x32
+(the classic "valid" ones)."""
 import numpy as np
 
 from pykernels import _cpu, models, nn
@@ -15,6 +15,7 @@ nn.manual_seed(0)
 NETS = [
     ("resnet20 b64", models.ResNet20(10, 3), (64, 3, 32, 32)),
     ("lenet5 digits b64", models.LeNet5(10, 1, 8), (64, 1, 8, 8)),
+    ("lenet5 32x32 b64", models.LeNet5(10, 1, 32), (64, 1, 32, 32)),
 ]
 for name, model, shape in NETS:
     model.train()

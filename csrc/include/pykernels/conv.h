@@ -82,7 +82,7 @@ bool set_conv_dw_from_image(bool enabled);
 // Test and benchmark hook: where the forward reads its GEMM's B rows in place
 // from a padded image (shifted rows) instead of packing panels, bitwise the
 // same result: 0 nowhere, 1 where the rule takes them (the default), 2 in
-// every stride-1 same-width convolution. Returns the previous mode.
+// every stride-1 convolution. Returns the previous mode.
 int set_conv_shifted_rows(int mode);
 
 }  // namespace pk

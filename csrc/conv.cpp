@@ -828,9 +828,9 @@ void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weig
 //   c * plane + q + ki*dh*Wp + kj*dw
 // for every q < OH * Wp with ox < OW (a tap's column ox + kj*dw - pw stays
 // within [-pw, W + pw), as OW = W + 2pw - dw(kw - 1)), padding included, so
-// each row of the column matrix is the
-// padded image read at one shift, and the micro-kernel loads its B rows from
-// there (sgemm_shifted_rows) instead of from packed panels. Small planes put
+// each row of the column matrix is the padded image read at one shift, and
+// the micro-kernel loads its B rows from there (sgemm_shifted_rows) instead
+// of from packed panels. Small planes put
 // a few images side by side in one padded plane (a grid row then holds a row
 // of each, the pad columns shared the same way) so that the grid fills whole
 // register tiles. The price: the grid's Wp - OW columns after each image row
@@ -852,17 +852,37 @@ void forward_chunk(const ConvShape& s, const float* x, const WeightOperand& weig
 // (b16), AlexNet conv2-5 (b8) 0.93-1.16x, a "valid" 64 -> 192 5x5 0.92-1.03x.
 constexpr int64_t kShiftedMaxOutputs = 64;
 
-bool shifted_rows(const ConvShape& s) {
-  const int mode = g_shifted_rows.load();
-  if (mode == 0 || !g_implicit_im2col.load() || s.is_pointwise() || s.sh != 1 || s.sw != 1) {
-    return false;
-  }
-  return mode == 2 || s.o_per_group() <= kShiftedMaxOutputs;
-}
+// Images side by side in one padded plane, at most (images_side_by_side).
+constexpr int64_t kMaxSideBySide = 8;
 
 // A padded row of one image: its pixels, then the zeros shared as the right
 // padding of this row and the left of the next.
 int64_t shifted_image_row(const ConvShape& s) { return std::max(s.w + s.pw, s.ow); }
+
+// Whether the padded planes stay a small multiple of the column matrix they
+// replace: padding or dilation far beyond the image (a 1x1 output read from
+// a 2^25-pixel pad) would make them astronomically larger, and their sizes
+// overflow.
+bool shifted_planes_fit(const ConvShape& s) {
+  int64_t plane = 0, all = 0, taps = 0;
+  const int64_t rows = s.h + 2 * s.ph;  // (each term < 2^40: finish())
+  if (s.c == 0 || __builtin_mul_overflow(rows, shifted_image_row(s), &plane) ||
+      __builtin_mul_overflow(plane + s.pw, s.c * kMaxSideBySide, &all) ||
+      all > (int64_t{1} << 52) || __builtin_mul_overflow(s.kh, s.kw, &taps) ||
+      __builtin_mul_overflow(taps, s.out_plane(), &taps)) {
+    return false;
+  }
+  return plane + s.pw <= 2 * taps + shifted_image_row(s);
+}
+
+bool shifted_rows(const ConvShape& s) {
+  const int mode = g_shifted_rows.load();
+  if (mode == 0 || !g_implicit_im2col.load() || s.is_pointwise() || s.sh != 1 || s.sw != 1 ||
+      !shifted_planes_fit(s)) {
+    return false;
+  }
+  return mode == 2 || s.o_per_group() <= kShiftedMaxOutputs;
+}
 
 // Multiply-adds below which a thread's share of one image is not worth a region.
 constexpr int64_t kMinShiftedWorkPerThread = int64_t{1} << 19;
@@ -876,8 +896,6 @@ constexpr int64_t kMinShiftedWorkPerThread = int64_t{1} << 19;
 // short last group costs a full one), cover the fewest columns; a larger one
 // only for a 2% saving (at 16x16, three side by side save 3% at batch 64 and
 // measured even; at batch 16 a short last trio made them 0.84-0.89x).
-constexpr int64_t kMaxSideBySide = 8;
-
 int64_t images_side_by_side(const ConvShape& s, int64_t tile_cols) {
   const int64_t per_image = s.oh * shifted_image_row(s);
   auto columns = [&](int64_t k) { return ceil_div(s.n, k) * ceil_div(k * per_image, tile_cols); };
@@ -891,8 +909,9 @@ int64_t images_side_by_side(const ConvShape& s, int64_t tile_cols) {
 struct ShiftedGrid {
   ShiftedGrid(const ConvShape& s, Isa isa)
       : tile_cols(register_tile(isa).cols), side(images_side_by_side(s, tile_cols)),
-        image_row(shifted_image_row(s)), row(side * image_row), plane(s.pw + (s.h + 2 * s.ph) * row),
-        columns(s.oh * row), ldc(ceil_div(columns, tile_cols) * tile_cols),
+        image_row(shifted_image_row(s)), row(side * image_row),
+        plane(s.pw + (s.h + 2 * s.ph) * row), columns(s.oh * row),
+        ldc(ceil_div(columns, tile_cols) * tile_cols),
         out_rows(ceil_div(s.o_per_group(), register_tile(isa).rows) * register_tile(isa).rows) {
     // The last channel's shifted reads reach this far past its plane's start.
     const int64_t reach = (s.kh - 1) * s.dh * row + (s.kw - 1) * s.dw + ldc;
@@ -940,9 +959,11 @@ void pad_plane(const ConvShape& s, const ShiftedGrid& g, const float* x, int64_t
     for (int64_t k = 0; k < g.side; ++k) {
       float* dst = first_row + y * g.row + k * g.image_row;
       const int64_t live = k < count ? s.w : 0;
-      const float* src = x + (((i0 + k) * s.c + c) * s.h + y) * s.w;
+      if (live > 0) {
+        const float* src = x + (((i0 + k) * s.c + c) * s.h + y) * s.w;
 #pragma omp simd
-      for (int64_t ix = 0; ix < live; ++ix) dst[ix] = src[ix];
+        for (int64_t ix = 0; ix < live; ++ix) dst[ix] = src[ix];
+      }
       for (int64_t ix = live; ix < g.image_row; ++ix) dst[ix] = 0.0f;
     }
   }

@@ -293,17 +293,18 @@ def test_weight_gradient_from_the_image_is_bitwise_im2cols(rng, threads, each_is
 
 # Stride-1 same-width convolutions whose forward reads its GEMM's B rows in
 # place from a padded image (shifted rows): ResNet-like 16 -> 16 (batch 1,
-# whose tiles are split over the threads; 8x8 planes two side by side, batch
-# 5 leaving the last pair one short), a 1x7 kernel, dilation with groups,
-# outputs shorter and taller than the input (ph != (kh - 1) / 2), dh != dw,
-# one input channel, a one-pixel-wide plane, output channels that are no
-# multiple of any register tile, 32 -> 32 with 288 column rows (16x16 planes:
-# three side by side, batch 7); then outputs narrower than the input: "valid"
+# whose tiles are split over the threads; 8x8 planes two side by side with
+# AVX-512 and AVX2, batch 13 leaving the last pair one short, 7 work items),
+# a 1x7 kernel, dilation with groups, outputs shorter and taller than the
+# input (ph != (kh - 1) / 2), dh != dw, one input channel, a one-pixel-wide
+# plane, output channels that are no multiple of any register tile, 32 -> 32
+# with 288 column rows (16x16 planes: all 7 side by side with AVX-512, one
+# per plane otherwise); then outputs narrower than the input: "valid"
 # 5x5, padding on one axis only, dilation without padding, and padding wider
 # than the kernel's reach (outputs wider than W + pw).
 SHIFTED_CASES = [
     ((1, 16, 40, 40), (16, 16, 3, 3), 1, 1, 1, 1),
-    ((5, 16, 8, 8), (16, 16, 3, 3), 1, 1, 1, 1),
+    ((13, 16, 8, 8), (16, 16, 3, 3), 1, 1, 1, 1),
     ((3, 7, 9, 17), (13, 7, 1, 7), 1, (0, 3), 1, 1),
     ((4, 12, 12, 10), (6, 6, 3, 3), 1, 2, 2, 2),
     ((3, 5, 9, 11), (3, 5, 3, 3), 1, (0, 1), 1, 1),
@@ -367,6 +368,25 @@ def test_which_forwards_take_the_shifted_rows(x_shape, w_shape, stride, padding,
             _cpu.conv_shifted_rows(3)
     finally:
         _cpu.conv_shifted_rows(1)
+
+
+def test_shifted_rows_refuse_planes_far_larger_than_the_columns():
+    """Padding and dilation far beyond a 1x1 image: the padded planes would be
+    ~2^51 floats a channel (their size overflowing int64 over the channels),
+    so even forced on, the forward keeps its panels; every tap lands in the
+    padding and the output is the bias."""
+    x = np.ones((1, 16384, 1, 1), np.float32)
+    w = np.ones((1, 16384, 2, 2), np.float32)
+    kw = dict(padding=33554431, dilation=67108862)
+    try:
+        _cpu.conv_shifted_rows(2)
+        forced = conv2d_workspace_bytes(x.shape, w.shape, **kw, threads=1)
+        y = F.conv2d(x, w, np.array([0.5], np.float32), **kw)
+        _cpu.conv_shifted_rows(0)
+        assert conv2d_workspace_bytes(x.shape, w.shape, **kw, threads=1) == forced
+    finally:
+        _cpu.conv_shifted_rows(1)
+    np.testing.assert_array_equal(y, np.full((1, 1, 1, 1), 0.5, np.float32))
 
 
 def _stride_one(name):

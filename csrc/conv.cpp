@@ -907,12 +907,13 @@ int64_t images_side_by_side(const ConvShape& s, int64_t tile_cols) {
 }
 
 struct ShiftedGrid {
-  ShiftedGrid(const ConvShape& s, Isa isa)
-      : tile_cols(register_tile(isa).cols), side(images_side_by_side(s, tile_cols)),
+  ShiftedGrid(const ConvShape& s, Isa isa) : ShiftedGrid(s, register_tile(isa)) {}
+  ShiftedGrid(const ConvShape& s, RegisterTile tile)
+      : tile_cols(tile.cols), side(images_side_by_side(s, tile_cols)),
         image_row(shifted_image_row(s)), row(side * image_row),
         plane(s.pw + (s.h + 2 * s.ph) * row), columns(s.oh * row),
         ldc(ceil_div(columns, tile_cols) * tile_cols),
-        out_rows(ceil_div(s.o_per_group(), register_tile(isa).rows) * register_tile(isa).rows) {
+        out_rows(ceil_div(s.o_per_group(), tile.rows) * tile.rows) {
     // The last channel's shifted reads reach this far past its plane's start.
     const int64_t reach = (s.kh - 1) * s.dh * row + (s.kw - 1) * s.dw + ldc;
     images = s.c > 0 ? (s.c - 1) * plane + std::max(plane, reach) : 0;

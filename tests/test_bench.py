@@ -313,3 +313,21 @@ def test_main_run_sgd_case_runs():
     for fn in (case.ours, case.ref, *case.peers.values()):
         fn()
     assert "sgd" in bench_main.OPS and "sgd" in bench_main.CPU_BUILDERS
+
+
+def test_with_setting_runs_at_the_value_and_restores_even_on_error():
+    from pykernels import _cpu
+    from pykernels.bench.timing import with_setting
+
+    seen = []
+    probe = with_setting(_cpu.conv_shifted_rows, 0,
+                         lambda: seen.append(_cpu.conv_shifted_rows(0)))
+    assert probe() is None
+    assert seen == [0]
+
+    def fail():
+        raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        with_setting(_cpu.conv_shifted_rows, 2, fail)()
+    assert _cpu.conv_shifted_rows(1) == 1  # restored to the default both times

@@ -12,7 +12,7 @@ import numpy as np
 
 import pykernels.functional as F
 from pykernels import _cpu
-from pykernels.bench.timing import interleaved_medians, pinned_threads
+from pykernels.bench.timing import interleaved_medians, pinned_threads, with_setting
 
 rng = np.random.default_rng(0)
 RULE = sys.argv[1:] == ["rule"]
@@ -23,16 +23,6 @@ SHAPES = ([(64, 1, 6, 32, 5, 0), (64, 6, 16, 14, 5, 0), (64, 3, 16, 32, 3, 1),
            (16, 64, 192, 27, 5, 2), (16, 192, 384, 13, 3, 1), (16, 384, 256, 13, 3, 1)])
 
 
-def toggled(flag, fn):
-    def run():
-        prev = _cpu.conv_dx_as_forward(flag)
-        try:
-            fn()
-        finally:
-            _cpu.conv_dx_as_forward(prev)
-    return run
-
-
 for t in (2,) if RULE else (1, 2):
     for n, c, o, hw, k, p in SHAPES:
         x = rng.standard_normal((n, c, hw, hw), dtype=np.float32)
@@ -40,7 +30,8 @@ for t in (2,) if RULE else (1, 2):
         side = hw + 2 * p - k + 1
         dy = rng.standard_normal((n, o, side, side), dtype=np.float32)
         backward = lambda: F.conv2d_backward(dy, x, w, padding=p, algo="im2col")  # noqa: E731
-        cases = {"as forward": toggled(True, backward), "col2im": toggled(False, backward)}
+        cases = {"as forward": with_setting(_cpu.conv_dx_as_forward, True, backward),
+                 "col2im": with_setting(_cpu.conv_dx_as_forward, False, backward)}
         if not RULE:
             import torch
 

@@ -119,6 +119,8 @@ std::atomic<bool> g_dw_from_image{true};
 // Test and benchmark hook: 0 keeps the forward off the shifted rows, 1 takes
 // them by the rule, 2 wherever they apply.
 std::atomic<int> g_shifted_rows{1};
+// Test and benchmark hook: the same for the weight gradient.
+std::atomic<int> g_dw_shifted_rows{1};
 
 bool over_images(int64_t items, int threads) {
   const int mode = g_parallel_mode.load();
@@ -1065,12 +1067,10 @@ struct BackwardArgs {
 struct BackwardScratch {
   Buffer cols;   // (C*kh*kw, S*P): im2col of the chunk, then W^T @ dy
   Buffer dyc;    // (O, S*P): dy of the chunk, images side by side
-  Buffer parts;  // weight-gradient terms (O, Kg), one per thread of the team
 
   void trim() {
     cols.trim();
     dyc.trim();
-    parts.trim();
   }
 
   BackwardScratch& fit(const BackwardArgs& a) {
@@ -1183,57 +1183,272 @@ void add_parts_in_order(float* dweight, const float* parts, int64_t part_size, i
   }
 }
 
-void backward_over_images(const BackwardArgs& a, int64_t chunks, int threads) {
-  const int64_t part_size = a.s.o * a.s.c_per_group() * a.s.kh * a.s.kw;
-  float* parts = a.dweight != nullptr ? t_backward.parts.get(threads * part_size) : nullptr;
-  const int64_t waves = ceil_div(chunks, threads);
+thread_local Buffer t_parts;  // weight-gradient terms: one, or one per thread of a team
+
+// Runs work(item, part, parallel) for items [0, count), each writing its
+// weight-gradient term (part_size floats) into `part`, and adds the terms to
+// dweight in item order, so that the sum is the same for any thread count.
+// With at least as many items as threads each thread takes whole items with
+// single-threaded GEMMs (wave w gives item w*threads + t to thread t, and the
+// team then adds the wave's terms in item order); otherwise the items run one
+// after another with `parallel` set. dweight == nullptr: no terms (part is
+// nullptr). trim() runs on every thread that worked.
+template <typename Work, typename Trim>
+void sum_items_in_order(int64_t count, int64_t part_size, float* dweight, Work work, Trim trim) {
+  const int threads = omp_get_max_threads();
+  if (!over_images(count, threads)) {
+    float* part = dweight != nullptr ? t_parts.get(part_size) : nullptr;
+    for (int64_t item = 0; item < count; ++item) {
+      work(item, part, true);
+      if (dweight != nullptr) {
+        const bool worth = part_size >= kMinParallelFloats;
+#pragma omp parallel if (worth)
+        add_parts_in_order(dweight, part, part_size, 1);
+      }
+    }
+    trim();
+    t_parts.trim();
+    return;
+  }
+  float* parts = dweight != nullptr ? t_parts.get(threads * part_size) : nullptr;
+  const int64_t waves = ceil_div(count, threads);
   RegionFailure failure;
 #pragma omp parallel num_threads(threads)
   {
     omp_set_num_threads(1);  // single-threaded GEMMs inside this team
     const int self = omp_get_thread_num();
     const int team = omp_get_num_threads();  // may be fewer than asked
-    BackwardScratch* ws = nullptr;
-    failure.run([&] { ws = &t_backward.fit(a); });
-    // Wave w gives chunk w*threads + t to thread t (t >= team: covered by
-    // thread t % team), then the team adds the wave's terms in chunk order.
     for (int64_t wave = 0; wave < waves; ++wave) {
+      // (threads t >= team: covered by thread t % team)
       for (int t = self; t < threads; t += team) {
-        const int64_t ci = wave * threads + t;
-        if (ci >= chunks) continue;
-        float* part = a.dweight != nullptr ? parts + t * part_size : nullptr;
-        // A failed thread skips its work but still meets every barrier.
-        if (ws != nullptr) failure.run([&] { backward_chunk_work(a, ci, *ws, part, false); });
+        const int64_t item = wave * threads + t;
+        if (item >= count) continue;
+        float* part = dweight != nullptr ? parts + t * part_size : nullptr;
+        // A failed item is skipped, but its thread still meets every barrier.
+        failure.run([&] { work(item, part, false); });
       }
-      if (a.dweight != nullptr) {
+      if (dweight != nullptr) {
 #pragma omp barrier
-        add_parts_in_order(a.dweight, parts, part_size,
-                           std::min<int64_t>(threads, chunks - wave * threads));
+        add_parts_in_order(dweight, parts, part_size,
+                           std::min<int64_t>(threads, count - wave * threads));
         // (the omp for ends in a barrier, so the parts are free again)
       }
     }
-    if (ws != nullptr) {  // (the parts belong to the caller, trimmed below)
-      ws->cols.trim();
-      ws->dyc.trim();
-    }
+    trim();
   }
   failure.rethrow();
-  t_backward.trim();
+  t_parts.trim();
 }
 
-void backward_sequential(const BackwardArgs& a, int64_t chunks) {
-  const int64_t part_size = a.s.o * a.s.c_per_group() * a.s.kh * a.s.kw;
-  BackwardScratch& ws = t_backward.fit(a);
-  float* part = a.dweight != nullptr ? ws.parts.get(part_size) : nullptr;
-  for (int64_t ci = 0; ci < chunks; ++ci) {
-    backward_chunk_work(a, ci, ws, part, true);
-    if (a.dweight != nullptr) {
-      const bool worth = part_size >= kMinParallelFloats;
-#pragma omp parallel if (worth)
-      add_parts_in_order(a.dweight, part, part_size, 1);
+void backward_chunks(const BackwardArgs& a) {
+  sum_items_in_order(
+      ceil_div(a.s.n, a.chunk), a.s.o * a.s.c_per_group() * a.s.kh * a.s.kw, a.dweight,
+      [&](int64_t ci, float* part, bool parallel) {
+        backward_chunk_work(a, ci, t_backward.fit(a), part, parallel);
+      },
+      [] { t_backward.trim(); });
+}
+
+// ---- weight gradient on shifted rows ---------------------------------------
+//
+// On the shifted-rows grid (see the forward) the input under tap (ki, kj) of
+// channel c is c's padded plane read at one offset, so with dy laid out on
+// the same grid every weight-gradient entry,
+//   dW_g[o][(c, ki, kj)] = sum over images and grid positions q of
+//                          dy[o][q] * plane_c[q + ki*dh*row + kj*dw],
+// is a dot product of two rows read in place: no column matrix, no panels,
+// no transpose (the packed paths' packing is most of the work where few
+// output channels share it: ResNet's 16-channel layers ran at a tenth of the
+// forward's speed). The dot tiles (conv_dw_<isa>.cpp) take a few output
+// channels by a few taps, run along the grid in whole vectors and add across
+// lanes once at the end. Here a block's images are stacked, each below the
+// previous one's bottom padding (which is also its top padding), so that one
+// block is one long run of a few thousand positions. The grid's dead
+// positions (the pad columns after each image row, the pad rows between
+// images) are masked out of the input's reads: a zero dy there would still
+// turn a NaN pixel into a NaN in a tap that PyTorch leaves finite.
+
+// Grid positions per block, about (whole images): enough that the sums
+// across lanes are a small part of a tile.
+constexpr int64_t kDwBlockPositions = 4096;
+
+conv_detail::DotTileKernel dot_tile_for_active_isa() {
+  return active_isa() == Isa::Generic ? conv_detail::kDotTileGeneric : conv_detail::kDotTileAvx2;
+}
+
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Images per block: at most `want`, the batch cut into blocks of equal size
+// whose count is a multiple of 4 where the batch allows: the threads take
+// whole blocks, and 64 images of 8x8 as 50 + 14 (or 22 + 22 + 20) left one
+// of two threads idle for most of the call. (The count depends on the shape
+// alone, never on the threads, which keeps the sum order fixed.)
+int64_t block_images(int64_t n, int64_t want) {
+  n = std::max<int64_t>(1, n);
+  const int64_t blocks = std::min(n, round_up(ceil_div(n, std::max<int64_t>(1, want)), 4));
+  return ceil_div(n, blocks);
+}
+
+// Grid positions of one image: DwGrid's image_rows * row.
+int64_t dw_image_positions(const ConvShape& s) {
+  return std::max(s.h + s.ph, s.oh) * shifted_image_row(s);
+}
+
+struct DwGrid {
+  explicit DwGrid(const ConvShape& s)
+      : kernel(dot_tile_for_active_isa()), row(shifted_image_row(s)),
+        image_rows(std::max(s.h + s.ph, s.oh)),
+        images(block_images(s.n, kDwBlockPositions / dw_image_positions(s))),
+        count(round_up(images * image_rows * row, 16)), lead(s.pw + s.ph * row),
+        dy_rows(s.o + kernel.mr) {
+    const int64_t reach = (s.kh - 1) * s.dh * row + (s.kw - 1) * s.dw;
+    channel = round_up(std::max(count + reach, lead + ((images - 1) * image_rows + s.h) * row), 16);
+    const int64_t kg = s.c_per_group() * s.kh * s.kw;
+    for_taps(s, 0, kg, [&](int64_t, int64_t c, int64_t ki, int64_t kj) {
+      offsets.push_back(c * channel + ki * s.dh * row + kj * s.dw);
+    });
+    offsets.resize(round_up(kg, kernel.nt), 0);  // a partial tile's extra taps read channel 0
+    lanes.assign(count, 0u);
+    bits.assign(count / 16, 0);
+    for (int64_t q = 0; q < images * image_rows * row; ++q) {
+      if (q % row < s.ow && q / row % image_rows < s.oh) {
+        lanes[q] = ~0u;
+        bits[q / 16] |= static_cast<uint16_t>(1u << (q % 16));
+      }
     }
   }
-  ws.trim();
+
+  // Scratch floats of one block: its padded channels and dy rows.
+  int64_t floats(const ConvShape& s) const { return s.c * channel + dy_rows * count; }
+
+  conv_detail::DotTileKernel kernel;
+  int64_t row;         // a padded row: max(W + pw, OW)
+  int64_t image_rows;  // rows from one image to the next: max(H + ph, OH)
+  int64_t images;      // per block (the last may have fewer)
+  int64_t count;       // grid positions of a block, rounded up to whole vectors
+  int64_t lead;        // where pixel (0, 0) of the first image sits in a channel
+  int64_t channel;     // floats of a padded channel: all that a tap reads
+  int64_t dy_rows;     // O, plus rows of zeros for a partial tile to read
+  std::vector<int64_t> offsets;  // of each weight-gradient column of a group
+  std::vector<uint32_t> lanes;   // live positions (conv_detail::LiveMask)
+  std::vector<uint16_t> bits;
+};
+
+struct DwScratch {
+  Buffer planes;  // C padded channels
+  Buffer dy;      // dy_rows rows of `count` positions
+
+  void trim() {
+    planes.trim();
+    dy.trim();
+  }
+};
+thread_local DwScratch t_dw;
+
+// dst[0, count) = src[0, count) (rows of 8 to 32 floats: inline, see pad_plane).
+void copy_row(const float* src, int64_t count, float* dst) {
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) dst[i] = src[i];
+}
+
+// Channel c of images [i0, i0 + count) stacked in `dst`, zeros elsewhere.
+void stack_channel(const ConvShape& s, const DwGrid& g, const float* x, int64_t i0, int64_t count,
+                   int64_t c, float* dst) {
+  std::fill(dst, dst + g.channel, 0.0f);
+  for (int64_t k = 0; k < count; ++k) {
+    const float* src = x + ((i0 + k) * s.c + c) * s.h * s.w;
+    float* rows = dst + g.lead + k * g.image_rows * g.row;
+    for (int64_t y = 0; y < s.h; ++y) copy_row(src + y * s.w, s.w, rows + y * g.row);
+  }
+}
+
+// dy of output channel o (o < O; zeros past it) of images [i0, i0 + count) on the grid.
+void stack_dy(const ConvShape& s, const DwGrid& g, const float* dy, int64_t i0, int64_t count,
+              int64_t o, float* dst) {
+  std::fill(dst, dst + g.count, 0.0f);
+  if (o >= s.o) return;
+  for (int64_t k = 0; k < count; ++k) {
+    const float* src = dy + ((i0 + k) * s.o + o) * s.out_plane();
+    float* rows = dst + k * g.image_rows * g.row;
+    for (int64_t y = 0; y < s.oh; ++y) copy_row(src + y * s.ow, s.ow, rows + y * g.row);
+  }
+}
+
+// Multiply-adds below which a thread's share of one block is not worth a region.
+constexpr int64_t kMinDotWorkPerThread = int64_t{1} << 19;
+
+// Block `b`'s weight-gradient term into part (O, Kg).
+void dw_block(const ConvShape& s, const DwGrid& g, const float* dy, const float* x, int64_t b,
+              float* part, bool parallel) {
+  const int64_t i0 = b * g.images, count = std::min(g.images, s.n - i0);
+  const int64_t positions = round_up(count * g.image_rows * g.row, 16);
+  float* planes = t_dw.planes.get(s.c * g.channel);
+  float* dyg = t_dw.dy.get(g.dy_rows * g.count);
+  const int64_t og = s.o_per_group(), cg = s.c_per_group(), kg = cg * s.kh * s.kw;
+  const int64_t work = og * kg * positions * s.groups;
+  const bool fill_worth = parallel && (s.c * g.channel + g.dy_rows * g.count) >= kMinParallelFloats;
+#pragma omp parallel if (fill_worth)
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t c = 0; c < s.c; ++c) stack_channel(s, g, x, i0, count, c, planes + c * g.channel);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < g.dy_rows; ++o) stack_dy(s, g, dy, i0, count, o, dyg + o * g.count);
+  }
+  const conv_detail::DotTileKernel& k = g.kernel;
+  const conv_detail::LiveMask live{g.lanes.data(), g.bits.data()};
+  const int64_t row_tiles = ceil_div(og, k.mr), col_tiles = ceil_div(kg, k.nt);
+  // Tiles in (group, dy rows, taps) order: a thread's run of tiles keeps its
+  // dy rows while it walks the channels.
+  parallel_ranges(
+      s.groups * row_tiles * col_tiles, parallel ? work : 0,
+      [&](int64_t t0, int64_t t1) {
+        float out[64];  // mr * nt <= 64
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t grp = t / (row_tiles * col_tiles);
+          const int64_t o0 = t / col_tiles % row_tiles * k.mr, p0 = t % col_tiles * k.nt;
+          k.tile(positions, dyg + (grp * og + o0) * g.count, g.count,
+                 planes + grp * cg * g.channel, g.offsets.data() + p0, live, out);
+          const int64_t rows = std::min<int64_t>(k.mr, og - o0);
+          const int64_t cols = std::min<int64_t>(k.nt, kg - p0);
+          for (int64_t i = 0; i < rows; ++i) {
+            std::copy(out + i * k.nt, out + i * k.nt + cols, part + (grp * og + o0 + i) * kg + p0);
+          }
+        }
+      },
+      kMinDotWorkPerThread);
+}
+
+void shifted_weight_grad(const ConvShape& s, const float* dy, const float* x, float* dweight) {
+  const DwGrid g(s);
+  sum_items_in_order(
+      ceil_div(s.n, g.images), s.o * s.c_per_group() * s.kh * s.kw, dweight,
+      [&](int64_t b, float* part, bool parallel) { dw_block(s, g, dy, x, b, part, parallel); },
+      [] { t_dw.trim(); });
+}
+
+// Where the weight gradient takes the dot tiles, measured against the GEMM
+// paths (AVX2, 1 / 2 threads, batch 64 unless noted; dw_shifted.txt in
+// benchmarks/results/cpu-2026-11-30-dwdot): up to 128 output channels per
+// group, where those paths' packing is shared by few rows: ResNet's 16 -> 16
+// at 32x32 4.0-6.2x, 32 -> 32 at 16x16 2.6-3.3x, 64 -> 64 at 8x8 1.2-2.1x,
+// 128 -> 128 at 8x8 (b16) 1.3-1.55x, at 16x16 0.92-1.02x; LeNet's 1 -> 6 3.8x,
+// 6 -> 16 2.3-2.7x; 64 -> 64 at 56x56 (b4) 2.4x. Not with more outputs, about
+// even there: AlexNet's conv2-5 (b8) 0.87-1.07x. Nor on blocks shorter than
+// 256 positions, where each tile's sums across lanes and its setup are too
+// little used: one 8x8 image a block measured 0.64-0.84x (64 b16, four
+// images a block: 1.16-1.22x).
+constexpr int64_t kDwShiftedMaxOutputs = 128;
+constexpr int64_t kDwMinBlockPositions = 256;
+
+bool weight_grad_shifted(const ConvShape& s) {
+  const int mode = g_dw_shifted_rows.load();
+  if (mode == 0 || !g_implicit_im2col.load() || s.is_pointwise() || s.sh != 1 || s.sw != 1 ||
+      !shifted_planes_fit(s)) {
+    return false;
+  }
+  const int64_t per_image = dw_image_positions(s);
+  const int64_t block = block_images(s.n, kDwBlockPositions / per_image) * per_image;
+  return mode == 2 || (s.o_per_group() <= kDwShiftedMaxOutputs && block >= kDwMinBlockPositions);
 }
 
 }  // namespace
@@ -1369,17 +1584,15 @@ void conv2d_backward(const ConvShape& s, const float* dy, const float* x, const 
   if (dx != nullptr && s.o > 0 && dx_as_forward(s)) {
     backward_data_as_forward(s, dy, weight, dx);
     dx = nullptr;
-    if (dweight == nullptr) return;
   }
+  if (dweight != nullptr && s.o > 0 && weight_grad_shifted(s)) {
+    shifted_weight_grad(s, dy, x, dweight);
+    dweight = nullptr;
+  }
+  if (dx == nullptr && dweight == nullptr) return;
   const int64_t chunk = chunk_images(s), chunks = ceil_div(s.n, chunk);
   const WeightOperand w_t(s, weight, true, dx != nullptr && chunks > 1);
-  BackwardArgs a{s, dy, x, w_t, dx, dweight, chunk, weight_grad_from_image(s)};
-  const int threads = omp_get_max_threads();
-  if (over_images(chunks, threads)) {
-    backward_over_images(a, chunks, threads);
-  } else {
-    backward_sequential(a, chunks);
-  }
+  backward_chunks(BackwardArgs{s, dy, x, w_t, dx, dweight, chunk, weight_grad_from_image(s)});
 }
 
 // Phase scratch: one per thread, as the channel-parallel im2col of the
@@ -1410,18 +1623,32 @@ int64_t conv2d_forward_workspace(const ConvShape& s, int threads) {
          WeightOperand::packed_floats(s, false, packed);
 }
 
+// The weight gradient's dot tiles: each thread's block scratch and term,
+// and the grid's live masks.
+static int64_t dot_weight_grad_workspace(const ConvShape& s, int threads) {
+  const DwGrid g(s);
+  const int64_t team = over_images(ceil_div(s.n, g.images), threads) ? threads : 1;
+  const int64_t part = s.o * s.c_per_group() * s.kh * s.kw;
+  return team * (g.floats(s) + part) + g.count + ceil_div(g.count, 32);
+}
+
 int64_t conv2d_backward_workspace(const ConvShape& s, int threads) {
   if (s.n == 0) return 0;
+  const int64_t part = s.o * s.c_per_group() * s.kh * s.kw;
+  const bool data_forward = s.o > 0 && dx_as_forward(s);
+  const bool weight_dot = s.o > 0 && weight_grad_shifted(s);
+  int64_t total = data_forward ? part + conv2d_forward_workspace(dx_forward_shape(s), threads) : 0;
+  if (weight_dot) total += dot_weight_grad_workspace(s, threads);
+  if (data_forward && weight_dot) return total;
+  // What remains runs on chunks (backward_chunks): dx by col2im, or dW by a GEMM.
   const int64_t chunk = chunk_images(s), width = chunk * s.out_plane();
   const int64_t team = over_images(ceil_div(s.n, chunk), threads) ? threads : 1;
   const int64_t dyc = chunk > 1 ? s.o * width : 0;
-  const int64_t part = s.o * s.c_per_group() * s.kh * s.kw;
-  const bool data_forward = s.o > 0 && dx_as_forward(s);
-  const bool no_cols = s.is_pointwise() || (data_forward && weight_grad_from_image(s));
-  const int64_t cols = no_cols ? 0 : s.col_rows() * width;
-  const int64_t data = data_forward ? part + conv2d_forward_workspace(dx_forward_shape(s), threads)
-                                    : WeightOperand::packed_floats(s, true, ceil_div(s.n, chunk) > 1);
-  return team * (cols + dyc + part) + phase_workspace(s, threads) + data;
+  const bool cols = !s.is_pointwise() && (!data_forward || !weight_grad_from_image(s));
+  const int64_t packed_w_t =
+      data_forward ? 0 : WeightOperand::packed_floats(s, true, ceil_div(s.n, chunk) > 1);
+  return total + team * ((cols ? s.col_rows() * width : 0) + dyc + (weight_dot ? 0 : part)) +
+         phase_workspace(s, threads) + packed_w_t;
 }
 
 void set_conv_parallel_mode(int mode) { g_parallel_mode.store(mode); }
@@ -1435,6 +1662,11 @@ bool set_conv_dw_from_image(bool enabled) { return g_dw_from_image.exchange(enab
 int set_conv_shifted_rows(int mode) {
   if (mode < 0 || mode > 2) throw std::invalid_argument("shifted-rows mode must be 0, 1 or 2");
   return g_shifted_rows.exchange(mode);
+}
+
+int set_conv_dw_shifted_rows(int mode) {
+  if (mode < 0 || mode > 2) throw std::invalid_argument("shifted-rows mode must be 0, 1 or 2");
+  return g_dw_shifted_rows.exchange(mode);
 }
 
 }  // namespace pk

@@ -277,12 +277,14 @@ def test_weight_gradient_from_the_image_is_bitwise_im2cols(rng, threads, each_is
     x, w = random_f32(rng, x_shape), random_f32(rng, w_shape)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     dy = random_f32(rng, F.conv2d(x, w, **kw).shape)
-    from_image = [threads(n, F.conv2d_backward, dy, x, w, **kw) for n in (1, 2)]
+    dot_before = _cpu.conv_dw_shifted_rows(0)  # the GEMM paths here; the dot tiles: below
     try:
+        from_image = [threads(n, F.conv2d_backward, dy, x, w, **kw) for n in (1, 2)]
         assert _cpu.conv_dw_from_image(False)
         im2col = threads(2, F.conv2d_backward, dy, x, w, **kw)
     finally:
         _cpu.conv_dw_from_image(True)
+        _cpu.conv_dw_shifted_rows(dot_before)
     for got in from_image:
         for a, b in zip(got, im2col):
             np.testing.assert_array_equal(a, b)
@@ -389,6 +391,103 @@ def test_shifted_rows_refuse_planes_far_larger_than_the_columns():
     np.testing.assert_array_equal(y, np.full((1, 1, 1, 1), 0.5, np.float32))
 
 
+# The weight gradient as dot tiles on the shifted-rows grid: the forward's
+# shapes (odd channel counts leave partial tiles of rows and taps; groups,
+# dilation, "valid" convs, padding wider than the kernel's reach), then
+# blocks of several stacked 8x8 images with a short last block, and planes
+# larger than a block.
+DOT_CASES = SHIFTED_CASES + [
+    ((37, 8, 8, 8), (12, 8, 3, 3), 1, 1, 1, 1),
+    ((2, 3, 70, 70), (5, 3, 3, 3), 1, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", DOT_CASES, ids=lambda c: "x".join(map(str, c[0])))
+def test_weight_gradient_dot_tiles_match_the_reference(rng, threads, each_isa, case):
+    """dW as dot tiles (forced on) on 1 and 2 threads, with threads over
+    blocks and over one block's tiles: bitwise alike, near the float64
+    reference; dx and db bitwise the GEMM paths'."""
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    x, w = random_f32(rng, x_shape), random_f32(rng, w_shape)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dy = random_f32(rng, F.conv2d(x, w, **kw).shape)
+    try:
+        assert _cpu.conv_dw_shifted_rows(2) == 1
+        dot = [threads(1, F.conv2d_backward, dy, x, w, **kw)]
+        for mode in (1, 2):  # threads over blocks, then over one block's tiles
+            _cpu.conv_parallel_mode(mode)
+            dot.append(threads(2, F.conv2d_backward, dy, x, w, **kw))
+        _cpu.conv_parallel_mode(0)
+        _cpu.conv_dw_shifted_rows(0)
+        gemm = threads(2, F.conv2d_backward, dy, x, w, **kw)
+    finally:
+        _cpu.conv_parallel_mode(0)
+        _cpu.conv_dw_shifted_rows(1)
+    for got in dot:
+        np.testing.assert_array_equal(got[1], dot[0][1])
+        np.testing.assert_array_equal(got[0], gemm[0])
+        np.testing.assert_array_equal(got[2], gemm[2])
+    ref = R.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
+                            **kw)
+    scale = np.sqrt(dy[:, 0].size)
+    _close(dot[0][1], ref[1], scale)
+    _close(gemm[1], ref[1], scale)
+
+
+@pytest.mark.parametrize("padding", [1, 0, (1, 0)])
+def test_weight_gradient_dot_tiles_keep_nan_pixels_in_their_own_taps(each_isa, padding):
+    """A NaN pixel makes NaN exactly the taps that read it, as PyTorch's (and
+    the GEMM path's) weight gradient does: the grid's dropped columns and
+    rows, which read neighbouring pixels for a zero dy, are masked out."""
+    rng = np.random.default_rng(5)
+    x = random_f32(rng, (3, 2, 7, 9))
+    w = random_f32(rng, (4, 2, 3, 3))
+    x[0, 1, 2, 8] = np.nan   # last column: dropped columns read it as tap (., 0)
+    x[1, 0, 6, 0] = np.nan   # first column of the last row
+    x[2, 1, 0, 4] = np.inf
+    dy = random_f32(rng, F.conv2d(x, w, padding=padding).shape)
+    try:
+        _cpu.conv_dw_shifted_rows(2)
+        dot = F.conv2d_backward(dy, x, w, padding=padding)[1]
+        _cpu.conv_dw_shifted_rows(0)
+        gemm = F.conv2d_backward(dy, x, w, padding=padding)[1]
+    finally:
+        _cpu.conv_dw_shifted_rows(1)
+    finite = np.isfinite(gemm)
+    assert 0 < finite.sum() < finite.size  # some taps NaN, not all
+    np.testing.assert_array_equal(np.isfinite(dot), finite)
+    _close(dot[finite], gemm[finite], np.sqrt(dy[:, 0].size))
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding,dot", [
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, 1, True),     # ResNet-20's three stages
+    ((64, 32, 16, 16), (32, 32, 3, 3), 1, 1, True),
+    ((64, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),
+    ((16, 128, 8, 8), (128, 128, 3, 3), 1, 1, True),   # 4 images a block
+    ((64, 1, 32, 32), (6, 1, 5, 5), 1, 0, True),        # LeNet
+    ((64, 6, 14, 14), (16, 6, 5, 5), 1, 0, True),
+    ((2, 64, 8, 8), (64, 64, 3, 3), 1, 1, False),       # one 8x8 image a block
+    ((8, 64, 27, 27), (192, 64, 5, 5), 1, 2, False),    # AlexNet conv2: many outputs
+    ((16, 128, 8, 8), (256, 128, 3, 3), 1, 1, False),
+    ((64, 16, 32, 32), (32, 16, 3, 3), 2, 1, None),     # strided: never
+])
+def test_which_weight_gradients_take_the_dot_tiles(x_shape, w_shape, stride, padding, dot):
+    def workspace():
+        return conv2d_workspace_bytes(x_shape, w_shape, stride=stride, padding=padding,
+                                      backward=True, threads=2)
+    with_rule = workspace()
+    try:
+        _cpu.conv_dw_shifted_rows(0)
+        off = workspace()
+        assert (off != with_rule) == bool(dot)
+        _cpu.conv_dw_shifted_rows(2)  # wherever the stride is 1
+        assert (workspace() != off) == (dot is not None)
+        with pytest.raises(ValueError, match="mode"):
+            _cpu.conv_dw_shifted_rows(3)
+    finally:
+        _cpu.conv_dw_shifted_rows(1)
+
+
 def _stride_one(name):
     _, w_shape, stride, *_ = CASES[name]
     return stride in (1, (1, 1)) and w_shape[2:] != (1, 1)
@@ -487,15 +586,26 @@ def test_workspace_is_bounded_per_image():
     # as the weight gradient then packs its panels from the image, there are no
     # columns (7 images of 576 x 64 per thread) either.
     resnet = ((64, 64, 8, 8), (64, 64, 3, 3))
-    bwd = conv2d_workspace_bytes(*resnet, padding=1, backward=True, threads=2)
     dx_forward = conv2d_workspace_bytes(*resnet, padding=1, threads=2)  # its own transpose
     try:
+        _cpu.conv_dw_shifted_rows(0)  # the weight gradient as a GEMM
+        bwd = conv2d_workspace_bytes(*resnet, padding=1, backward=True, threads=2)
         _cpu.conv_dx_as_forward(False)
         col2im_bwd = conv2d_workspace_bytes(*resnet, padding=1, backward=True, threads=2)
     finally:
         _cpu.conv_dx_as_forward(True)
+        _cpu.conv_dw_shifted_rows(1)
     columns = 2 * 4 * 576 * 7 * 64
     _packed_weights(col2im_bwd, bwd - dx_forward - 4 * 64 * 576 + columns, 576, 64)
+    # The weight gradient as dot tiles (the default here): 64 images in 4
+    # blocks of 16 stacked 9 x 9 grids (1296 positions), one block per thread:
+    # its 64 padded channels of 1328 floats (the 1296 positions plus the
+    # 2 * 9 + 2 the last tap reaches, to whole vectors), 64 + 2 dy rows (a
+    # partial tile's 2 extra), one gradient term; and the live masks (a float
+    # and a bit per position).
+    dot = 2 * (64 * 1328 + 66 * 1296 + 64 * 576) + 1296 + 41
+    bwd_dot = conv2d_workspace_bytes(*resnet, padding=1, backward=True, threads=2)
+    assert bwd_dot == 4 * (dot + 64 * 576) + dx_forward  # with dx's flipped weights
     # a stride-1 "same" forward packs its columns straight from the image: no column matrix
     fwd = conv2d_workspace_bytes((128, 192, 13, 13), (384, 192, 3, 3), padding=1, threads=2)
     _packed_weights(fwd, 2 * 4 * 384 * chunk * 169, 384, 1728)

@@ -235,6 +235,10 @@ void register_conv(py::module_& m) {
         "Where the forward reads its GEMM's B rows in place from a padded image instead of "
         "packing panels: 0 nowhere, 1 by the rule (the default), 2 in every stride-1 "
         "conv; returns the previous mode");
+  m.def("conv_dw_shifted_rows", &set_conv_dw_shifted_rows, py::arg("mode"),
+        "Where the weight gradient is dot products of dy and the padded image on the "
+        "shifted-rows grid instead of a GEMM over columns: 0 nowhere, 1 by the rule (the "
+        "default), 2 in every stride-1 conv; returns the previous mode");
 }
 
 }  // namespace pk::bind

@@ -85,4 +85,11 @@ bool set_conv_dw_from_image(bool enabled);
 // every stride-1 convolution. Returns the previous mode.
 int set_conv_shifted_rows(int mode);
 
+// Test and benchmark hook: where the weight gradient is computed as dot
+// products of dy and the padded image on the shifted-rows grid instead of a
+// GEMM over (packed) columns (the same sums in another order): 0 nowhere, 1
+// where the rule takes them (the default), 2 in every stride-1 convolution.
+// Returns the previous mode.
+int set_conv_dw_shifted_rows(int mode);
+
 }  // namespace pk

@@ -1,6 +1,7 @@
 // Internal contract between the convolution (conv.cpp) and its per-ISA
-// pieces (conv_copy_<isa>.cpp): the masked row copy behind the implicit
-// im2col, which packs GEMM panels straight from the input image.
+// pieces: the masked row copy behind the implicit im2col, which packs GEMM
+// panels straight from the input image (conv_copy_<isa>.cpp), and the dot
+// tile of the weight gradient on shifted rows (conv_dw_<isa>.cpp).
 //
 // As in gemm_kernels.h, this header must stay free of inline code: the ISA
 // files are compiled with ISA flags.
@@ -18,5 +19,32 @@ using MaskedCopyFn = void (*)(const float* src, uint64_t mask, int64_t count, fl
 void masked_copy_generic(const float* src, uint64_t mask, int64_t count, float* dst);
 void masked_copy_avx2(const float* src, uint64_t mask, int64_t count, float* dst);
 void masked_copy_avx512(const float* src, uint64_t mask, int64_t count, float* dst);
+
+// Which grid positions of the weight gradient's dot tiles count (the others
+// are the dropped columns and rows of the shifted-rows grid): position q is
+// live when lanes[q] == ~0u (0 otherwise) and bit q % 16 of bits[q / 16] is set.
+struct LiveMask {
+  const uint32_t* lanes;
+  const uint16_t* bits;
+};
+
+// out[i * nt + t] = sum over q < count of dy[i * ldd + q] * x[offsets[t] + q],
+// the terms at dead positions q taken as zero without reading x there (so a
+// NaN pixel a dead position happens to read adds nothing), for i < mr and
+// t < nt. count is a multiple of 16; every dy row holds count floats and
+// every x + offsets[t] row count readable floats.
+using DotTileFn = void (*)(int64_t count, const float* dy, int64_t ldd, const float* x,
+                           const int64_t* offsets, LiveMask live, float* out);
+
+struct DotTileKernel {
+  int mr;  // dy rows (output channels) of a tile
+  int nt;  // taps (weight-gradient columns) of a tile
+  DotTileFn tile;
+};
+
+// (AVX-512 CPUs run the AVX2 tile: a 16-lane tile has not yet been run on
+// an AVX-512 machine.)
+extern const DotTileKernel kDotTileGeneric;
+extern const DotTileKernel kDotTileAvx2;
 
 }  // namespace pk::conv_detail

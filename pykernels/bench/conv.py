@@ -6,7 +6,9 @@ its implicit im2col off (the explicit column matrix in the forward and the
 weight gradient, the bottom rung) for
 the layers whose forward packs from the image or its stride phases, and with
 its shifted rows off (the forward's packed panels, the rung below) where the
-forward reads them; and against the NumPy reference,
+forward reads them, and with the weight gradient's dot tiles off (dW as a
+GEMM over packed columns) where the backward takes them; and against the
+NumPy reference,
 which is slow, so it is timed once per case on a smaller batch and scaled per
 image (the row says so). GFLOP/s count 2*N*O*C/g*kh*kw*OH*OW per pass; backward
 computes dx, dweight and dbias (twice the forward's FLOPs).
@@ -88,12 +90,13 @@ def _pykernels_cases(x, w, b, dy, s, p, algo="auto"):
     return {"fwd": lambda: F.conv2d(x, w, b, s, p, algo=algo), "fwd+bwd": fwd_bwd}
 
 
-def _workspace_changes(setter, value, x_shape, w_shape, s, p):
-    """Whether a switch changes the forward's path here, seen in its workspace
-    bound (each path has its own)."""
-    default = conv2d_workspace_bytes(x_shape, w_shape, s, p, threads=1)
-    return with_setting(setter, value, lambda: conv2d_workspace_bytes(
-        x_shape, w_shape, s, p, threads=1))() != default
+def _workspace_changes(setter, value, x_shape, w_shape, s, p, backward=False):
+    """Whether a switch changes the forward's (or backward's) path here, seen
+    in its workspace bound (each path has its own)."""
+    def workspace():
+        return conv2d_workspace_bytes(x_shape, w_shape, s, p, threads=1, backward=backward)
+
+    return with_setting(setter, value, workspace)() != workspace()
 
 
 def _torch_cases(torch, x, w, b, dy, s, p):
@@ -154,6 +157,10 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
                 shifted = _workspace_changes(_cpu.conv_shifted_rows, 0, x.shape, w.shape, s, p)
                 if shifted:
                     cases["packed panels"] = with_setting(_cpu.conv_shifted_rows, 0, ours[what])
+                dot = what == "fwd+bwd" and _workspace_changes(
+                    _cpu.conv_dw_shifted_rows, 0, x.shape, w.shape, s, p, backward=True)
+                if dot:
+                    cases["dW as a GEMM"] = with_setting(_cpu.conv_dw_shifted_rows, 0, ours[what])
                 if theirs:
                     cases["torch"] = theirs[what]
                 with pinned_threads(t):
@@ -176,6 +183,8 @@ def run(threads=(1, 2), repeats: int = 7, quick: bool = False, **_):
                                                           / med.get("im2col", med["pykernels"]))
                 if shifted:
                     row["shifted vs packed panels"] = med["packed panels"] / med["pykernels"]
+                if dot:
+                    row["dW dot tiles vs GEMM"] = med["dW as a GEMM"] / med["pykernels"]
                 row["reference GFLOP/s"] = ref_gf
                 row["vs reference"] = gf / ref_gf
                 row["of peak"] = gf / peak

@@ -26,6 +26,10 @@
 //   above: no panels at all, the micro-kernel reads each B row in place from
 //   a padded copy of the image (a few small images side by side per work
 //   item).
+// - Weight gradient as dot tiles (below): stride 1, no groups, at most 128
+//   output channels (by measurement), taken before the GEMM paths: each
+//   entry is a dot product of a dy row and the padded image at one shift on
+//   the shifted-rows grid, both read in place, no column matrix or panels.
 // - Backward-data of a stride-1 convolution (not pointwise) with p <= d (k - 1),
 //   at most 64 output and at least 16 input channels per group is the forward
 //   convolution of dy with the flipped kernel (so it gets the forward's
@@ -69,7 +73,10 @@
 //             kh*dh*R + the tile's columns
 //   backward: team * (C*kh*kw * S*P [columns] + O * S*P [S > 1] + O * Kg) + T * Ps + Wp,
 //             the columns taken unless pointwise, or both dx runs as a forward
-//             and dW packs from the image
+//             and dW packs from the image; dW as dot tiles instead adds
+//             team'' * (C * Pc + (O + mr) * Q + O * Kg) + Q (team'' over blocks
+//             of stacked images: Q positions, Pc floats a padded channel;
+//             and the live mask), and leaves the rest to dx
 // where Wp, the packed weights when there are several chunks (always for the
 // implicit forward), is about the weight's own size (rows rounded up to the
 // micro-kernel's register tile).
@@ -1278,11 +1285,12 @@ conv_detail::DotTileKernel dot_tile_for_active_isa() {
 
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Images per block: at most `want`, the batch cut into blocks of equal size
-// whose count is a multiple of 4 where the batch allows: the threads take
-// whole blocks, and 64 images of 8x8 as 50 + 14 (or 22 + 22 + 20) left one
-// of two threads idle for most of the call. (The count depends on the shape
-// alone, never on the threads, which keeps the sum order fixed.)
+// Images per block: at most `want`, the batch cut into a number of blocks
+// rounded up to a multiple of 4 where the batch allows, all of one size but
+// the last: the threads take whole blocks, and 64 images of 8x8 as 50 + 14
+// (or 22 + 22 + 20) left one of two threads idle for most of the call. (The
+// size depends on the shape alone, never on the threads, which keeps the sum
+// order fixed.)
 int64_t block_images(int64_t n, int64_t want) {
   n = std::max<int64_t>(1, n);
   const int64_t blocks = std::min(n, round_up(ceil_div(n, std::max<int64_t>(1, want)), 4));
@@ -1309,12 +1317,8 @@ struct DwGrid {
     });
     offsets.resize(round_up(kg, kernel.nt), 0);  // a partial tile's extra taps read channel 0
     lanes.assign(count, 0u);
-    bits.assign(count / 16, 0);
     for (int64_t q = 0; q < images * image_rows * row; ++q) {
-      if (q % row < s.ow && q / row % image_rows < s.oh) {
-        lanes[q] = ~0u;
-        bits[q / 16] |= static_cast<uint16_t>(1u << (q % 16));
-      }
+      if (q % row < s.ow && q / row % image_rows < s.oh) lanes[q] = ~0u;
     }
   }
 
@@ -1331,7 +1335,6 @@ struct DwGrid {
   int64_t dy_rows;     // O, plus rows of zeros for a partial tile to read
   std::vector<int64_t> offsets;  // of each weight-gradient column of a group
   std::vector<uint32_t> lanes;   // live positions (conv_detail::LiveMask)
-  std::vector<uint16_t> bits;
 };
 
 struct DwScratch {
@@ -1395,7 +1398,7 @@ void dw_block(const ConvShape& s, const DwGrid& g, const float* dy, const float*
     for (int64_t o = 0; o < g.dy_rows; ++o) stack_dy(s, g, dy, i0, count, o, dyg + o * g.count);
   }
   const conv_detail::DotTileKernel& k = g.kernel;
-  const conv_detail::LiveMask live{g.lanes.data(), g.bits.data()};
+  const conv_detail::LiveMask live{g.lanes.data()};
   const int64_t row_tiles = ceil_div(og, k.mr), col_tiles = ceil_div(kg, k.nt);
   // Tiles in (group, dy rows, taps) order: a thread's run of tiles keeps its
   // dy rows while it walks the channels.
@@ -1427,18 +1430,24 @@ void shifted_weight_grad(const ConvShape& s, const float* dy, const float* x, fl
 }
 
 // Where the weight gradient takes the dot tiles, measured against the GEMM
-// paths (AVX2, 1 / 2 threads, batch 64 unless noted; dw_shifted.txt in
-// benchmarks/results/cpu-2026-11-30-dwdot): up to 128 output channels per
-// group, where those paths' packing is shared by few rows: ResNet's 16 -> 16
-// at 32x32 4.0-6.2x, 32 -> 32 at 16x16 2.6-3.3x, 64 -> 64 at 8x8 1.2-2.1x,
-// 128 -> 128 at 8x8 (b16) 1.3-1.55x, at 16x16 0.92-1.02x; LeNet's 1 -> 6 3.8x,
-// 6 -> 16 2.3-2.7x; 64 -> 64 at 56x56 (b4) 2.4x. Not with more outputs, about
-// even there: AlexNet's conv2-5 (b8) 0.87-1.07x. Nor on blocks shorter than
-// 256 positions, where each tile's sums across lanes and its setup are too
-// little used: one 8x8 image a block measured 0.64-0.84x (64 b16, four
-// images a block: 1.16-1.22x).
+// paths (dW alone, AVX2, 1 / 2 threads, batch 64 unless noted, over two runs;
+// dw_shifted.txt in benchmarks/results/cpu-2026-11-30-dwdot): up to 128
+// output channels per group, where those paths' packing is shared by few
+// rows: ResNet's 16 -> 16 at 32x32 4.0-6.2x, 32 -> 32 at 16x16 2.6-3.8x,
+// 64 -> 64 at 8x8 1.5-2.2x (b16: 1.2-1.5x), the 3 -> 16 stem 4.1-5.1x;
+// LeNet's 1 -> 6 3.8-6.7x, 6 -> 16 2.2-2.9x; 64 -> 64 at 56x56 (b4) 2.4x;
+// 128 -> 128 (b16) at 8x8 0.91-1.55x, at 16x16 0.92-1.04x. Not with more
+// outputs, about even there: AlexNet's conv2-5 (b8) 0.87-1.10x. Nor on
+// blocks shorter than 256 positions, where each tile's sums across lanes
+// and its setup are too little used: one 8x8 image a block (b2, b4)
+// measured 0.52-0.84x. Nor where the grid is more than twice the outputs
+// (a 5x5 "valid" conv on 8x8, 7x7 or 11x11 ones: 4-36x the GEMM's
+// multiply-adds; LeNet's 6 -> 16 on 14x14, 1.96x, is the worst measured),
+// nor with groups, which were not measured (a depthwise conv would fill half
+// of each 2-row tile).
 constexpr int64_t kDwShiftedMaxOutputs = 128;
 constexpr int64_t kDwMinBlockPositions = 256;
+constexpr int64_t kDwMaxGridPerOutput = 2;
 
 bool weight_grad_shifted(const ConvShape& s) {
   const int mode = g_dw_shifted_rows.load();
@@ -1448,7 +1457,9 @@ bool weight_grad_shifted(const ConvShape& s) {
   }
   const int64_t per_image = dw_image_positions(s);
   const int64_t block = block_images(s.n, kDwBlockPositions / per_image) * per_image;
-  return mode == 2 || (s.o_per_group() <= kDwShiftedMaxOutputs && block >= kDwMinBlockPositions);
+  return mode == 2 || (s.groups == 1 && s.o <= kDwShiftedMaxOutputs &&
+                       block >= kDwMinBlockPositions &&
+                       per_image <= kDwMaxGridPerOutput * s.out_plane());
 }
 
 }  // namespace
@@ -1629,7 +1640,7 @@ static int64_t dot_weight_grad_workspace(const ConvShape& s, int threads) {
   const DwGrid g(s);
   const int64_t team = over_images(ceil_div(s.n, g.images), threads) ? threads : 1;
   const int64_t part = s.o * s.c_per_group() * s.kh * s.kw;
-  return team * (g.floats(s) + part) + g.count + ceil_div(g.count, 32);
+  return team * (g.floats(s) + part) + g.count;
 }
 
 int64_t conv2d_backward_workspace(const ConvShape& s, int threads) {

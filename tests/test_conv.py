@@ -166,19 +166,22 @@ def test_reference_conv2d_backward_by_finite_differences(rng, x_shape, w_shape, 
                                   "alexnet-conv1-like", "batch1-one-channel",
                                   "big-dilation-same", "wide-strided-phases", "resnet-8x8",
                                   "resnet-strided", "capped-chunk"])
-def test_one_and_two_threads_and_both_strategies_bitwise_equal(rng, threads, name):
+@pytest.mark.parametrize("dw_dot", [1, 0], ids=["dw-rule", "dw-gemm"])
+def test_one_and_two_threads_and_both_strategies_bitwise_equal(rng, threads, name, dw_dot):
     x, w, b, kw = _case(rng, name)
     x = np.concatenate([x] * 3)  # enough images for the image-parallel path
     dy = random_f32(rng, F.conv2d(x, w, b, **kw).shape)
     run = lambda: (F.conv2d(x, w, b, **kw), *F.conv2d_backward(dy, x, w, **kw))  # noqa: E731
     results = []
     try:
+        _cpu.conv_dw_shifted_rows(dw_dot)  # the dot tiles where the rule takes them, or GEMMs
         for mode in (0, 1, 2):  # auto, threads over images, parallel GEMM
             _cpu.conv_parallel_mode(mode)
             for n in (1, 2):
                 results.append(threads(n, run))
     finally:
         _cpu.conv_parallel_mode(0)
+        _cpu.conv_dw_shifted_rows(1)
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
@@ -356,20 +359,26 @@ def test_shifted_rows_are_bitwise_the_packed_panels(rng, threads, each_isa, case
     ((64, 16, 32, 32), (32, 16, 3, 3), 2, 1, None),     # strided: never
 ])
 def test_which_forwards_take_the_shifted_rows(x_shape, w_shape, stride, padding, shifted):
-    def workspace():
-        return conv2d_workspace_bytes(x_shape, w_shape, stride=stride, padding=padding,
-                                      threads=1)
+    _assert_mode_hook_takes(_cpu.conv_shifted_rows, shifted, lambda: conv2d_workspace_bytes(
+        x_shape, w_shape, stride=stride, padding=padding, threads=1))
+
+
+def _assert_mode_hook_takes(hook, taken, workspace):
+    """A path's rule seen through its own workspace: with `hook` at 1 (the
+    rule) the workspace differs from mode 0 iff `taken`; at 2 (wherever the
+    stride is 1) iff taken is not None (None: a strided conv). Bad mode ->
+    ValueError."""
     with_rule = workspace()
     try:
-        _cpu.conv_shifted_rows(0)
+        hook(0)
         off = workspace()
-        assert (off != with_rule) == bool(shifted)
-        _cpu.conv_shifted_rows(2)  # wherever the stride is 1
-        assert (workspace() != off) == (shifted is not None)
+        assert (off != with_rule) == bool(taken)
+        hook(2)
+        assert (workspace() != off) == (taken is not None)
         with pytest.raises(ValueError, match="mode"):
-            _cpu.conv_shifted_rows(3)
+            hook(3)
     finally:
-        _cpu.conv_shifted_rows(1)
+        hook(1)
 
 
 def test_shifted_rows_refuse_planes_far_larger_than_the_columns():
@@ -423,8 +432,9 @@ def test_weight_gradient_dot_tiles_match_the_reference(rng, threads, each_isa, c
     finally:
         _cpu.conv_parallel_mode(0)
         _cpu.conv_dw_shifted_rows(1)
-    for got in dot:
+    for got in dot[1:]:
         np.testing.assert_array_equal(got[1], dot[0][1])
+    for got in dot:
         np.testing.assert_array_equal(got[0], gemm[0])
         np.testing.assert_array_equal(got[2], gemm[2])
     ref = R.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
@@ -469,23 +479,15 @@ def test_weight_gradient_dot_tiles_keep_nan_pixels_in_their_own_taps(each_isa, p
     ((2, 64, 8, 8), (64, 64, 3, 3), 1, 1, False),       # one 8x8 image a block
     ((8, 64, 27, 27), (192, 64, 5, 5), 1, 2, False),    # AlexNet conv2: many outputs
     ((16, 128, 8, 8), (256, 128, 3, 3), 1, 1, False),
+    ((64, 32, 8, 8), (32, 32, 5, 5), 1, 0, False),      # 8x8 grid for 4x4 outputs
+    ((64, 32, 16, 16), (32, 1, 3, 3), 1, 1, False),     # groups: not measured
     ((64, 16, 32, 32), (32, 16, 3, 3), 2, 1, None),     # strided: never
 ])
 def test_which_weight_gradients_take_the_dot_tiles(x_shape, w_shape, stride, padding, dot):
-    def workspace():
-        return conv2d_workspace_bytes(x_shape, w_shape, stride=stride, padding=padding,
-                                      backward=True, threads=2)
-    with_rule = workspace()
-    try:
-        _cpu.conv_dw_shifted_rows(0)
-        off = workspace()
-        assert (off != with_rule) == bool(dot)
-        _cpu.conv_dw_shifted_rows(2)  # wherever the stride is 1
-        assert (workspace() != off) == (dot is not None)
-        with pytest.raises(ValueError, match="mode"):
-            _cpu.conv_dw_shifted_rows(3)
-    finally:
-        _cpu.conv_dw_shifted_rows(1)
+    groups = x_shape[1] // w_shape[1]
+    _assert_mode_hook_takes(_cpu.conv_dw_shifted_rows, dot, lambda: conv2d_workspace_bytes(
+        x_shape, w_shape, stride=stride, padding=padding, groups=groups, backward=True,
+        threads=2))
 
 
 def _stride_one(name):
@@ -601,9 +603,9 @@ def test_workspace_is_bounded_per_image():
     # blocks of 16 stacked 9 x 9 grids (1296 positions), one block per thread:
     # its 64 padded channels of 1328 floats (the 1296 positions plus the
     # 2 * 9 + 2 the last tap reaches, to whole vectors), 64 + 2 dy rows (a
-    # partial tile's 2 extra), one gradient term; and the live masks (a float
-    # and a bit per position).
-    dot = 2 * (64 * 1328 + 66 * 1296 + 64 * 576) + 1296 + 41
+    # partial tile's 2 extra), one gradient term; and the live mask (a float
+    # per position).
+    dot = 2 * (64 * 1328 + 66 * 1296 + 64 * 576) + 1296
     bwd_dot = conv2d_workspace_bytes(*resnet, padding=1, backward=True, threads=2)
     assert bwd_dot == 4 * (dot + 64 * 576) + dx_forward  # with dx's flipped weights
     # a stride-1 "same" forward packs its columns straight from the image: no column matrix

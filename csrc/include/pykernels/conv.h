@@ -75,7 +75,8 @@ bool set_conv_implicit_im2col(bool enabled);
 bool set_conv_dx_as_forward(bool enabled);
 
 // Test and benchmark hook: false keeps the weight gradient on im2col where it
-// would pack cols^T from the image (bitwise the same result). Returns the
+// would pack cols^T from the image (bitwise the same result); where the dot
+// tiles are taken (set_conv_dw_shifted_rows) it changes nothing. Returns the
 // previous setting.
 bool set_conv_dw_from_image(bool enabled);
 
@@ -88,7 +89,9 @@ int set_conv_shifted_rows(int mode);
 // Test and benchmark hook: where the weight gradient is computed as dot
 // products of dy and the padded image on the shifted-rows grid instead of a
 // GEMM over (packed) columns (the same sums in another order): 0 nowhere, 1
-// where the rule takes them (the default), 2 in every stride-1 convolution.
+// where the rule takes them (the default), 2 in every stride-1 convolution
+// but pointwise ones (and padding or dilation so large that the padded
+// planes would dwarf the column matrix).
 // Returns the previous mode.
 int set_conv_dw_shifted_rows(int mode);
 

@@ -21,18 +21,18 @@ void masked_copy_avx2(const float* src, uint64_t mask, int64_t count, float* dst
 void masked_copy_avx512(const float* src, uint64_t mask, int64_t count, float* dst);
 
 // Which grid positions of the weight gradient's dot tiles count (the others
-// are the dropped columns and rows of the shifted-rows grid): position q is
-// live when lanes[q] == ~0u (0 otherwise) and bit q % 16 of bits[q / 16] is set.
+// are the dropped columns and rows of the shifted-rows grid): lanes[q] is ~0u
+// where position q is live, 0 where it is dead.
 struct LiveMask {
   const uint32_t* lanes;
-  const uint16_t* bits;
 };
 
 // out[i * nt + t] = sum over q < count of dy[i * ldd + q] * x[offsets[t] + q],
-// the terms at dead positions q taken as zero without reading x there (so a
-// NaN pixel a dead position happens to read adds nothing), for i < mr and
-// t < nt. count is a multiple of 16; every dy row holds count floats and
-// every x + offsets[t] row count readable floats.
+// the terms at dead positions taken as zero whatever x holds there (a NaN
+// pixel that a dead position happens to read adds nothing), for i < mr and
+// t < nt. count is a multiple of 16; every dy row holds count floats, and
+// every x + offsets[t] row count readable floats (dead ones included: a tile
+// may load them before it masks them off).
 using DotTileFn = void (*)(int64_t count, const float* dy, int64_t ldd, const float* x,
                            const int64_t* offsets, LiveMask live, float* out);
 

@@ -957,10 +957,16 @@ struct ShiftedScratch {
 };
 thread_local ShiftedScratch t_shifted;
 
+// dst[0, count) = src[0, count), inline: the rows of ResNet's planes are 8
+// to 32 floats, where a library call per row measured as 10% of a 16x16
+// layer's forward.
+void copy_row(const float* src, int64_t count, float* dst) {
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) dst[i] = src[i];
+}
+
 // Channel c of images [i0, i0 + count) side by side in its padded plane;
-// places past the batch (count < side) hold zeros. (Rows as inline loops:
-// ResNet's are 8 to 32 floats, where a library call per row measured as 10%
-// of a 16x16 layer's forward.)
+// places past the batch (count < side) hold zeros.
 void pad_plane(const ConvShape& s, const ShiftedGrid& g, const float* x, int64_t i0,
                int64_t count, int64_t c, float* plane) {
   float* first_row = plane + s.pw + s.ph * g.row;
@@ -969,11 +975,7 @@ void pad_plane(const ConvShape& s, const ShiftedGrid& g, const float* x, int64_t
     for (int64_t k = 0; k < g.side; ++k) {
       float* dst = first_row + y * g.row + k * g.image_row;
       const int64_t live = k < count ? s.w : 0;
-      if (live > 0) {
-        const float* src = x + (((i0 + k) * s.c + c) * s.h + y) * s.w;
-#pragma omp simd
-        for (int64_t ix = 0; ix < live; ++ix) dst[ix] = src[ix];
-      }
+      if (live > 0) copy_row(x + (((i0 + k) * s.c + c) * s.h + y) * s.w, live, dst);
       for (int64_t ix = live; ix < g.image_row; ++ix) dst[ix] = 0.0f;
     }
   }
@@ -1004,8 +1006,7 @@ void unpad_outputs(const ConvShape& s, const ShiftedGrid& g, const float* out, c
         const float* src = out + oc * g.ldc + oy * g.row + k * g.image_row;
         float* dst = plane + oy * s.ow;
         if (bias == nullptr) {
-#pragma omp simd
-          for (int64_t ox = 0; ox < s.ow; ++ox) dst[ox] = src[ox];
+          copy_row(src, s.ow, dst);
         } else {
 #pragma omp simd
           for (int64_t ox = 0; ox < s.ow; ++ox) dst[ox] = src[ox] + b;
@@ -1348,21 +1349,23 @@ struct DwScratch {
 };
 thread_local DwScratch t_dw;
 
-// dst[0, count) = src[0, count) (rows of 8 to 32 floats: inline, see pad_plane).
-void copy_row(const float* src, int64_t count, float* dst) {
-#pragma omp simd
-  for (int64_t i = 0; i < count; ++i) dst[i] = src[i];
+// `count` planes of rows x cols floats, src_step apart, into dst with their
+// rows `row` floats apart and the planes dst_step apart.
+void stack_planes(const float* src, int64_t src_step, int64_t count, int64_t rows, int64_t cols,
+                  float* dst, int64_t dst_step, int64_t row) {
+  for (int64_t k = 0; k < count; ++k) {
+    for (int64_t y = 0; y < rows; ++y) {
+      copy_row(src + k * src_step + y * cols, cols, dst + k * dst_step + y * row);
+    }
+  }
 }
 
 // Channel c of images [i0, i0 + count) stacked in `dst`, zeros elsewhere.
 void stack_channel(const ConvShape& s, const DwGrid& g, const float* x, int64_t i0, int64_t count,
                    int64_t c, float* dst) {
   std::fill(dst, dst + g.channel, 0.0f);
-  for (int64_t k = 0; k < count; ++k) {
-    const float* src = x + ((i0 + k) * s.c + c) * s.h * s.w;
-    float* rows = dst + g.lead + k * g.image_rows * g.row;
-    for (int64_t y = 0; y < s.h; ++y) copy_row(src + y * s.w, s.w, rows + y * g.row);
-  }
+  stack_planes(x + (i0 * s.c + c) * s.h * s.w, s.c * s.h * s.w, count, s.h, s.w, dst + g.lead,
+               g.image_rows * g.row, g.row);
 }
 
 // dy of output channel o (o < O; zeros past it) of images [i0, i0 + count) on the grid.
@@ -1370,11 +1373,8 @@ void stack_dy(const ConvShape& s, const DwGrid& g, const float* dy, int64_t i0, 
               int64_t o, float* dst) {
   std::fill(dst, dst + g.count, 0.0f);
   if (o >= s.o) return;
-  for (int64_t k = 0; k < count; ++k) {
-    const float* src = dy + ((i0 + k) * s.o + o) * s.out_plane();
-    float* rows = dst + k * g.image_rows * g.row;
-    for (int64_t y = 0; y < s.oh; ++y) copy_row(src + y * s.ow, s.ow, rows + y * g.row);
-  }
+  stack_planes(dy + (i0 * s.o + o) * s.out_plane(), s.o * s.out_plane(), count, s.oh, s.ow, dst,
+               g.image_rows * g.row, g.row);
 }
 
 // Multiply-adds below which a thread's share of one block is not worth a region.

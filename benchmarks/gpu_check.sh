@@ -64,8 +64,10 @@ tests_s=$((SECONDS - start))
 # One suite per call, each with its own time limit, so a slow or failing
 # suite cannot take the rest down with it.
 # The TF32 rung is an extra beyond the issues' targets: last, on what is left.
-suites="peak relu-gpu gemm-gpu gemm-ladder-all conv-gpu bandwidth-gpu lstm-gpu alexnet-gpu \
-gemm-tf32-gpu"
+# GPU_CHECK_SUITES narrows or reorders them for a short lease (e.g. a rerun
+# that only needs the suites whose code changed).
+suites=${GPU_CHECK_SUITES:-"peak relu-gpu gemm-gpu gemm-ladder-all conv-gpu bandwidth-gpu lstm-gpu \
+alexnet-gpu gemm-tf32-gpu"}
 bench=0
 bench_steps=""
 for suite in $suites; do

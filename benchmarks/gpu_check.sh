@@ -87,6 +87,16 @@ for suite in $suites; do
 "
 done
 
+# The measurements behind the GPU's algo="auto" rule for Winograd.
+sweep="SKIPPED (budget spent)"
+limit=$(time_for 90)
+if [ "$limit" -ge 20 ]; then
+  start=$SECONDS
+  (cd /tmp && timeout "$limit" "$py" "$repo/benchmarks/gpu_winograd_sweep.py" \
+    --json "$outdir/winograd_sweep.json") >"$outdir/winograd_sweep.txt" 2>&1
+  sweep="$(status $?) in $((SECONDS - start)) s"
+fi
+
 # Counters for the kernels timed above (Nsight Compute; it reads them on some
 # of this workplace's machines and not on others). Not part of the pass/fail.
 ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu \
@@ -116,6 +126,7 @@ fi
   echo "| build (PYKERNELS_CUDA=ON) | $(status $build) | $build_s |"
   echo "| GPU tests (--require-gpu) | $(status $gpu_tests): $(tail -n 1 "$outdir/gpu_tests.txt") | $tests_s |"
   printf '%s' "$bench_steps"
+  echo "| winograd sweep | $sweep | |"
   echo "| Nsight Compute profile | $profile | |"
   echo
   echo '```'
@@ -124,6 +135,8 @@ fi
     echo
     [ -f "$outdir/bench_$suite.txt" ] && sed -n '/^== /,$p' "$outdir/bench_$suite.txt"
   done
+  echo
+  [ -f "$outdir/winograd_sweep.txt" ] && cat "$outdir/winograd_sweep.txt"
   echo '```'
 } >"$outdir/results.md"
 cat "$outdir/results.md"

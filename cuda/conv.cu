@@ -345,6 +345,7 @@ void conv2d_bias_grad(const ConvGeometry& s, const float* dy, float* db, cudaStr
 ConvAlgo conv2d_algo(const ConvGeometry& s, ConvAlgo requested) {
   switch (requested) {
     case ConvAlgo::Auto:
+      return winograd_preferred(s) ? ConvAlgo::Winograd : ConvAlgo::Im2col;
     case ConvAlgo::Im2col:
       return ConvAlgo::Im2col;
     case ConvAlgo::Winograd: {

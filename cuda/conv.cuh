@@ -29,7 +29,7 @@ struct ConvGeometry : ConvDims {
 constexpr int64_t kConvWorkspaceFloats = int64_t{1} << 28;
 
 // Which algorithm runs a convolution; the numbers are the Python binding's.
-// Auto is im2col: Winograd's speed on a GPU is still to be measured.
+// Auto is Winograd where winograd_preferred says so, else im2col.
 enum class ConvAlgo : int { Auto = 0, Im2col = 1, Winograd = 2 };
 
 // The algorithm `requested` resolves to for this geometry; throws

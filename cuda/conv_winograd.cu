@@ -301,6 +301,17 @@ void winograd_weight_grad(const ConvGeometry& s, const float* dy, const float* x
 
 std::string winograd_unsupported(const ConvGeometry& s) { return winograd::unsupported(s); }
 
+bool winograd_preferred(const ConvGeometry& s) {
+  // Provisional, from AlexNet at batch 128 on an H200 (2.1-2.5x im2col on
+  // conv2-5, both passes): enough channels for the n*n products to be real
+  // GEMMs and enough tiles to fill the chip. benchmarks/gpu_winograd_sweep.py
+  // measures the edges.
+  constexpr int64_t kMinTiles = 1024;
+  if (!winograd::unsupported(s).empty() || s.n * output_tiles(s) < kMinTiles) return false;
+  const int64_t fewest = std::min(s.c_per_group(), s.o_per_group());
+  return fewest >= (s.kh == 5 ? 32 : 64);
+}
+
 int64_t winograd_workspace_floats(const ConvGeometry& s, int64_t chunk, bool backward) {
   if (s.n == 0) return 0;
   chunk = std::clamp<int64_t>(chunk, 1, s.n);

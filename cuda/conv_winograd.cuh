@@ -15,6 +15,10 @@ namespace pk::cuda {
 // too), else the reason it cannot, naming the offending parameter.
 std::string winograd_unsupported(const ConvGeometry& s);
 
+// Whether algo="auto" runs this convolution with Winograd: where it measured
+// faster than im2col on the GPU (the rule's comment says where that was).
+bool winograd_preferred(const ConvGeometry& s);
+
 // Images per chunk S for a workspace cap of `max_floats` (at least 1, at most
 // n), and the floats of workspace winograd_forward (backward false) or
 // winograd_backward need for chunks of `chunk` images: the transformed

@@ -302,7 +302,8 @@ def linear_backward(dy, x, weight, *, add_dw_to=None):
 
 
 from ._functional.lstm import lstm, lstm_backward, lstm_cell, lstm_cell_backward  # noqa: E402,F401
-from ._functional.conv import col2im, conv2d, conv2d_backward, im2col  # noqa: E402,F401
+from ._functional.conv import (col2im, conv2d, conv2d_algorithm, conv2d_backward,  # noqa: E402,F401
+                               im2col)
 from ._functional.pool import (  # noqa: E402,F401
     adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
     max_pool2d, max_pool2d_backward)

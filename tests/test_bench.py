@@ -277,21 +277,21 @@ def test_cli_main_run_prints_table_and_writes_report(tiny_results, tmp_path, mon
 
 def test_alexnet_line_on_gpu_compares_with_the_cpu_step(monkeypatch):
     """The main run's 2012 line when a GPU is usable: GPU images/s at batch
-    128 (the faster of im2col and Winograd for the ratio) against the CPU step."""
+    128 (the faster of auto and all-im2col for the ratio) against the CPU step."""
     from pykernels.bench import gpu_ops
 
     seen = {}
 
     def fake_seconds(x, y, width=1.0, repeats=3):
         seen["batch"] = len(x)
-        return {"gpu": 0.128, "winograd": 0.064}
+        return {"gpu": 0.064, "im2col": 0.128}
 
     monkeypatch.setattr(gpu_ops, "alexnet_batch", lambda batch, image: ([0] * batch, None))
     monkeypatch.setattr(gpu_ops, "alexnet_gpu_seconds", fake_seconds)
     line = bench_main._alexnet_on_gpu(bench_main.Config(), {"step_seconds": 8.0, "batch": 8})
     assert seen["batch"] == 128
     # 1000 and 2000 images/s; the CPU does 1 image/s, so the best GPU step is 2000x it.
-    assert line == ("1000 images/s at batch 128 (2000 with Winograd convolutions), "
+    assert line == ("2000 images/s at batch 128 (1000 with im2col convolutions throughout), "
                     "2000x the CPU step measured here")
 
 

@@ -24,6 +24,18 @@ def assert_finite_rows(rows, keys):
     assert format_table(rows, "suite")  # as `pykernels bench` prints it
 
 
+def _load_benchmark(name):
+    """A script of benchmarks/ as a module (they are not part of the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_peaks_are_positive(cp):
     assert gpu.fma_gflops(iterations=4, repeats=1) > 0
     assert gpu.copy_gbps(mib=1, repeats=1) > 0
@@ -58,7 +70,8 @@ def test_relu_suite_rows(cp):
 def test_conv_suite_rows(cp):
     layers = (("tiny", 3, 5, 3, 2, 1, 9), ("tiny2", 5, 4, 3, 1, 1, 5))
     rows = gpu_ops.run_conv(batch=2, repeats=1, layers=layers)
-    assert_finite_rows(rows, ("layer", "pass", "pykernels TFLOP/s"))
+    assert_finite_rows(rows, ("layer", "pass", "auto takes", "pykernels TFLOP/s",
+                              "im2col TFLOP/s"))
     assert len(rows) == 4
     # Winograd is timed where it applies: stride 1 (tiny2), not stride 2 (tiny).
     assert ["winograd TFLOP/s" in r for r in rows] == [False, False, True, True]
@@ -79,38 +92,35 @@ def test_lstm_suite_rows(cp):
 
 def test_alexnet_suite_rows(cp):
     rows = gpu_ops.run_alexnet(batch=2, repeats=1, width=1 / 16, image=63)
-    assert_finite_rows(rows, ("network", "GPU img/s", "GPU winograd img/s", "CPU img/s",
+    assert_finite_rows(rows, ("network", "GPU img/s", "GPU im2col img/s", "CPU img/s",
                               "GPU / CPU"))
 
 
 def test_profiled_cases_run(cp):
-    import importlib.util
-    from pathlib import Path
-
     import pykernels.functional as F
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_kernels.py"
-    spec = importlib.util.spec_from_file_location("profile_kernels", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_benchmark("profile_kernels")
     assert len(module.cases(cp, F, **module.TOY_SIZES)) == 14
     assert module.main(["--toy"]) == 0
 
 
 def test_conv_workspace_sweep_rows(cp):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "conv_workspace_sweep.py"
-    spec = importlib.util.spec_from_file_location("conv_workspace_sweep", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_benchmark("conv_workspace_sweep")
     layers = (("tiny", 3, 5, 3, 2, 1, 9),)
     rows = module.run(batch=3, repeats=1, caps=(2**8, 2**20), layers=layers)
     assert_finite_rows(rows, ("ms, cap 2^8", "ms, cap 2^20", "speed-up, 2^20"))
     assert [r["pass"] for r in rows] == ["fwd", "fwd+bwd"]
     from pykernels._functional import conv as conv_module
     assert conv_module._gpu_workspace_cap is None  # restored
+
+
+def test_winograd_sweep_rows(cp):
+    module = _load_benchmark("gpu_winograd_sweep")
+    rows = module.run(repeats=1, shapes=(("tiny", 3, 5, 3, 1, 9, 2), ("tiny", 2, 3, 5, 2, 7, 1)))
+    assert_finite_rows(rows, ("im2col ms", "winograd ms", "winograd speed-up", "auto takes",
+                              "auto picks faster"))
+    assert [r["pass"] for r in rows] == ["fwd", "fwd+bwd"] * 2
+    assert {r["auto takes"] for r in rows} == {"im2col"}
 
 
 @pytest.mark.real_gpu
@@ -124,3 +134,24 @@ def test_main_run_on_cuda_times_our_kernels(tmp_path):
     results = (tmp_path / "report" / "results.json").read_text()
     assert '"pykernels winograd"' in results and '"cuBLAS (CuPy)"' in results
     assert "no GPU" not in results and "not built/usable" not in results
+
+
+def test_main_run_gpu_cases_time_their_own_arrays(cp, monkeypatch):
+    """Each GPU case of `pykernels bench --device cuda` calls our op on the
+    arrays built for it (once the conv case's closure read the ReLU case's
+    1-D `x`, and only the GPU machine saw it)."""
+    from pykernels.bench import main as bench_main
+
+    calls = []
+
+    def recorder(name):
+        return lambda *args, **kwargs: calls.append((name, args[0].ndim))
+
+    for op in ("gemm", "conv2d", "relu", "sgd_step"):
+        monkeypatch.setattr(bench_main.F, op, recorder(op))
+    monkeypatch.setattr(gpu, "pykernels_cuda", lambda: True)
+    cfg = bench_main.Config(quick=True, device="cuda", ops=("gemm", "conv", "relu", "sgd"))
+    for case in bench_main.gpu_cases(cfg):
+        for fn in (case.ours, *case.variants.values()):
+            fn()
+    assert calls == [("gemm", 2), ("conv2d", 4), ("conv2d", 4), ("relu", 1), ("sgd_step", 1)]

@@ -231,11 +231,68 @@ def test_cpu_auto_takes_winograd_where_it_was_measured_faster(rng):
         auto, winograd, im2col = run(*case)
         np.testing.assert_array_equal(auto, winograd)
         assert not np.array_equal(auto, im2col)  # the two algorithms round differently
+        assert _algorithm(*case) == "winograd"
     for case in (((6, 16, 9, 9), (32, 16, 5, 5), 2), ((6, 64, 9, 9), (64, 16, 5, 5), 2, 4),
                  ((6, 32, 9, 9), (32, 32, 3, 3), 1), ((8, 128, 11, 13), (128, 128, 3, 3), 1),
                  ((8, 96, 13, 13), (128, 96, 3, 3), 1), ((10, 32, 9, 9), (32, 32, 5, 5), 2)):
         auto, _, im2col = run(*case)
         np.testing.assert_array_equal(auto, im2col)
+        assert _algorithm(*case) == "im2col"
+
+
+def _algorithm(x_shape, w_shape, padding, groups=1, device="cpu", algo="auto"):
+    return F.conv2d_algorithm(x_shape, w_shape, padding=padding, groups=groups, algo=algo,
+                              device=device)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_conv2d_algorithm_names_the_requested_one_and_refuses_the_impossible(request, device):
+    if device == "cuda":
+        request.getfixturevalue("cp")
+    shapes = ((2, 3, 9, 9), (4, 3, 5, 5))
+    assert _algorithm(*shapes, 2, device=device, algo="im2col") == "im2col"
+    assert _algorithm(*shapes, 2, device=device, algo="winograd") == "winograd"
+    assert _algorithm(*shapes, 2, device=device) == "im2col"  # too small to pay
+    with pytest.raises(ValueError, match="padding <= 4"):
+        _algorithm(*shapes, 5, device=device, algo="winograd")
+    with pytest.raises(ValueError, match="algo must be one of"):
+        _algorithm(*shapes, 2, device=device, algo="fft")
+    with pytest.raises(ValueError, match="x_shape and w_shape|4 dimensions|4-D"):
+        _algorithm((2, 3, 9), (4, 3, 5, 5), 2, device=device)
+    with pytest.raises(ValueError, match="device must be"):
+        _algorithm(*shapes, 2, device="tpu")
+
+
+# (x shape, weight shape, padding, what algo="auto" runs on the GPU)
+GPU_AUTO_CASES = [
+    ((128, 96, 27, 27), (256, 96, 5, 5), 2, "winograd"),    # AlexNet conv2
+    ((128, 256, 13, 13), (384, 256, 3, 3), 1, "winograd"),  # AlexNet conv3
+    ((128, 384, 13, 13), (384, 384, 3, 3), 1, "winograd"),  # AlexNet conv4
+    ((1, 96, 27, 27), (256, 96, 5, 5), 2, "im2col"),        # too few tiles to fill the GPU
+    ((128, 16, 32, 32), (16, 16, 3, 3), 1, "im2col"),       # ResNet-20: too few channels
+    ((128, 1, 28, 28), (6, 1, 5, 5), 2, "im2col"),          # LeNet conv1
+    ((128, 96, 27, 27), (256, 96, 5, 5), 1, "winograd"),
+    ((128, 96, 27, 27), (256, 96, 3, 3), 3, "im2col"),       # padding > r - 1
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("x_shape, w_shape, padding, algo", GPU_AUTO_CASES)
+def test_gpu_auto_takes_winograd_where_it_was_measured_faster(cp, x_shape, w_shape, padding,
+                                                               algo):
+    """The rule measured on an H200 (benchmarks/gpu_winograd_sweep.py)."""
+    assert _algorithm(x_shape, w_shape, padding, device="cuda") == algo
+
+
+@pytest.mark.gpu
+@pytest.mark.real_gpu
+def test_gpu_auto_runs_what_conv2d_algorithm_names(rng, cp):
+    x_shape, w_shape, padding, _ = GPU_AUTO_CASES[1]
+    x, w = cp.asarray(random_f32(rng, x_shape)), cp.asarray(random_f32(rng, w_shape))
+    runs = {algo: cp.asnumpy(F.conv2d(x, w, padding=padding, algo=algo))
+            for algo in ("auto", "winograd", "im2col")}
+    np.testing.assert_array_equal(runs["auto"], runs["winograd"])
+    assert not np.array_equal(runs["auto"], runs["im2col"])
 
 
 def _empty_cases(rng):

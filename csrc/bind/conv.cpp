@@ -172,6 +172,19 @@ int64_t workspace_floats(const std::vector<int64_t>& x_shape,
   return backward ? conv2d_backward_workspace(s, threads) : conv2d_forward_workspace(s, threads);
 }
 
+ConvShape shape_of(const std::vector<int64_t>& x_shape, const std::vector<int64_t>& w_shape,
+                   Pair stride, Pair padding, Pair dilation, int64_t groups) {
+  if (x_shape.size() != 4 || w_shape.size() != 4) {
+    throw std::invalid_argument("x_shape and w_shape must have 4 dimensions");
+  }
+  ConvShape s;
+  s.set_input(x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
+  s.set_window({w_shape[2], w_shape[3]}, stride, padding, dilation);
+  s.o = w_shape[0], s.groups = groups;
+  s.finish();
+  return s;
+}
+
 }  // namespace
 
 void register_conv(py::module_& m) {
@@ -197,19 +210,25 @@ void register_conv(py::module_& m) {
       "conv2d_winograd_workspace_floats",
       [](const std::vector<int64_t>& x_shape, const std::vector<int64_t>& w_shape, Pair stride,
          Pair padding, Pair dilation, int64_t groups) {
-        if (x_shape.size() != 4 || w_shape.size() != 4) {
-          throw std::invalid_argument("x_shape and w_shape must have 4 dimensions");
-        }
-        ConvShape s;
-        s.set_input(x_shape[0], x_shape[1], x_shape[2], x_shape[3]);
-        s.set_window({w_shape[2], w_shape[3]}, stride, padding, dilation);
-        s.o = w_shape[0], s.groups = groups;
-        s.finish();
-        return conv2d_winograd_workspace(s);
+        return conv2d_winograd_workspace(
+            shape_of(x_shape, w_shape, stride, padding, dilation, groups));
       },
       py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"),
       "Scratch (floats) conv2d's algo='winograd' allocates for these shapes");
+  m.def(
+      "conv2d_algo_name",
+      [](const std::vector<int64_t>& x_shape, const std::vector<int64_t>& w_shape, Pair stride,
+         Pair padding, Pair dilation, int64_t groups, const std::string& algo) {
+        const ConvShape s = shape_of(x_shape, w_shape, stride, padding, dilation, groups);
+        if (!is_winograd(algo, s)) return "im2col";
+        const std::string why = winograd::unsupported(s);
+        if (!why.empty()) throw std::invalid_argument(why);
+        return "winograd";
+      },
+      py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), py::arg("algo") = "auto",
+      "the algorithm `algo` ('auto', 'im2col', 'winograd') runs this convolution with");
   m.def("winograd_matrices", &winograd::matrices, py::arg("kernel_size"),
         "[A^T, G, B^T] of F(4x4, r x r) as compiled in (pykernels/winograd.h), each "
         "row-major and flattened");

@@ -167,6 +167,16 @@ void register_conv(py::module_& m) {
       py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"),
       "why algo='winograd' cannot run this convolution, or '' when it can");
+  m.def(
+      "conv2d_algo_name",
+      [](const Shape& x_shape, const Shape& w_shape, Pair stride, Pair padding, Pair dilation,
+         int64_t groups, int algo) {
+        const ConvGeometry s = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups);
+        return conv2d_algo(s, as_algo(algo)) == ConvAlgo::Winograd ? "winograd" : "im2col";
+      },
+      py::arg("x_shape"), py::arg("w_shape"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), py::arg("algo") = 0,
+      "the algorithm `algo` (0 auto, 1 im2col, 2 winograd) runs this convolution with");
 
   m.def("conv2d_forward", &forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("y"), py::arg("workspace"), py::arg("workspace_floats"), py::arg("x_shape"),

@@ -31,8 +31,9 @@ takes Winograd for 5x5 kernels with at least 32 channels per group in and out
 and for 3x3 kernels with at least 128 on output planes of 12x12 or more,
 given 96 or more 4x4 output tiles in the batch (measured 1.1-2.1x im2col at
 2 threads; conv2d_winograd_preferred in
-csrc/conv_winograd.cpp), im2col otherwise; on the GPU it is im2col until
-Winograd's speed has been measured there. Winograd's CPU scratch: chunks of
+csrc/conv_winograd.cpp), im2col otherwise; on the GPU, by the rule measured
+on an H200 (winograd_preferred in cuda/conv_winograd.cu).
+`conv2d_algorithm` says which one runs. Winograd's CPU scratch: chunks of
 images under 2**23 floats (32 MiB); `conv2d_winograd_workspace_bytes` gives
 the figure. On the GPU: the transformed weights, in the backward the weight
 gradient's slabs, and a chunk's transformed input and products, under the
@@ -332,6 +333,22 @@ def conv2d_workspace_bytes(x_shape, weight_shape, stride=1, padding=0, dilation=
     threads = get_num_threads() if threads is None else threads
     return 4 * cpu().conv2d_workspace_floats(list(x_shape), list(weight_shape), stride, padding,
                                              dilation, groups, threads, backward)
+
+
+def conv2d_algorithm(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1, *,
+                     algo="auto", device="cpu"):
+    """"im2col" or "winograd": what conv2d(..., algo=algo) runs for these shapes
+    on `device` ("cpu" or "cuda"; the rules differ, see the module docstring).
+    ValueError where algo="winograd" cannot run them."""
+    stride, padding, dilation = _params(stride, padding, dilation)
+    code = _algo_code(algo)
+    if device == "cpu":
+        return cpu().conv2d_algo_name(list(x_shape), list(weight_shape), stride, padding,
+                                      dilation, groups, algo)
+    if device != "cuda":
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return require_cuda().conv2d_algo_name(list(x_shape), list(weight_shape), stride, padding,
+                                           dilation, groups, code)
 
 
 def conv2d_winograd_workspace_bytes(x_shape, weight_shape, stride=1, padding=0, dilation=1,

@@ -2,8 +2,9 @@
 device-to-device copy bandwidth, timed with CUDA events after warm-up,
 interleaved, medians (bench/gpu.py):
 
-- AlexNet's five convolutions at batch 128, forward and forward+backward,
-  im2col (the default) and, where it applies (conv2-5), algo="winograd";
+- AlexNet's five convolutions at batch 128, forward and forward+backward:
+  the default (algo="auto": Winograd for conv2-5 at this batch), im2col and,
+  where it applies (conv2-5), algo="winograd";
 - max/avg pooling, ReLU and batch norm as a fraction of copy bandwidth
   (bytes each must move: read input, write output, and the extra passes);
 - the LSTM layer, I = H = 512, N = 64, T = 50, against cuDNN's nn.LSTM;
@@ -43,7 +44,7 @@ def _conv_cases(cupy, torch, name, c, o, k, s, p, hw, batch, backward):
                 F.conv2d_backward(dy, x, w, stride=s, padding=p, algo=algo)
         return run
 
-    cases = {"pykernels": (ours("auto"), "cupy")}
+    cases = {"pykernels": (ours("auto"), "cupy"), "im2col": (ours("im2col"), "cupy")}
     if winograd_applies(k, s, p):
         cases["winograd"] = (ours("winograd"), "cupy")
     if torch is not None:
@@ -76,14 +77,16 @@ def run_conv(batch: int = 128, repeats: int = 5, quick: bool = False, layers=ALE
             cases, flops = _conv_cases(cupy, torch, name, c, o, k, s, p, hw, batch, backward)
             med = event_medians(cases, repeats=repeats)
             row = {"layer": name, "batch": batch, "pass": "fwd+bwd" if backward else "fwd",
-                   "pykernels TFLOP/s": flops / med["pykernels"] / 1e12}
+                   "auto takes": F.conv2d_algorithm((batch, c, hw, hw), (o, c, k, k), s, p,
+                                                    device="cuda"),
+                   "pykernels TFLOP/s": flops / med["pykernels"] / 1e12,
+                   "im2col TFLOP/s": flops / med["im2col"] / 1e12}
             if "winograd" in med:
                 row["winograd TFLOP/s"] = flops / med["winograd"] / 1e12
             if "cuDNN" in med:
                 row["cuDNN TFLOP/s"] = flops / med["cuDNN"] / 1e12
                 row["vs cuDNN"] = med["cuDNN"] / med["pykernels"]
-                if "winograd" in med:
-                    row["winograd vs cuDNN"] = med["cuDNN"] / med["winograd"]
+                row["im2col vs cuDNN"] = med["cuDNN"] / med["im2col"]
             rows.append(row)
     return rows
 
@@ -186,21 +189,20 @@ def alexnet_batch(batch, image):
 
 def alexnet_gpu_seconds(x, y, width: float = 1.0, repeats: int = 3) -> dict:
     """Seconds of one AlexNet training step on the GPU (CUDA events, medians,
-    interleaved) on the batch (x, y): "gpu" with the default convolutions,
-    "winograd" with algo="winograd" in every stride-1 3x3 / 5x5 layer."""
+    interleaved) on the batch (x, y): "gpu" with the default convolutions
+    (algo="auto"), "im2col" with algo="im2col" in every layer."""
     import cupy
 
     from .. import models, nn
     from .training import sgd_step
 
     steps = {}
-    for name in ("gpu", "winograd"):
+    for name in ("gpu", "im2col"):
         nn.manual_seed(0)
         model = models.AlexNet(1000, width=width).to("cuda")
         for layer in model.modules():
-            if name == "winograd" and isinstance(layer, nn.Conv2d) and winograd_applies(
-                    layer.kernel_size[0], layer.stride[0], layer.padding[0]):
-                layer.algo = "winograd"
+            if name == "im2col" and isinstance(layer, nn.Conv2d):
+                layer.algo = "im2col"
         steps[name] = (sgd_step(model, cupy.asarray(x), cupy.asarray(y), weight_decay=5e-4),
                        "cupy")
     return event_medians(steps, repeats=repeats)
@@ -209,7 +211,7 @@ def alexnet_gpu_seconds(x, y, width: float = 1.0, repeats: int = 3) -> dict:
 def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: int = 224, **_):
     """Images/s of one AlexNet training step on the GPU and on the CPU (all
     cores), same weights and batch; the CPU is timed with wall-clock medians.
-    The GPU is also timed with algo="winograd" in conv2-5.
+    The GPU is also timed with algo="im2col" in every convolution.
     `width` and `image` shrink the network and its input (tests only)."""
     import statistics
 
@@ -230,5 +232,5 @@ def run_alexnet(batch: int = 128, repeats: int = 3, width: float = 1.0, image: i
     cpu_s = statistics.median(samples)
     return [{"network": f"AlexNet (3x{image}x{image}, 1000 classes, width {width:g})",
              "batch": batch,
-             "GPU img/s": batch / gpu_s, "GPU winograd img/s": batch / med["winograd"],
+             "GPU img/s": batch / gpu_s, "GPU im2col img/s": batch / med["im2col"],
              "CPU img/s": batch / cpu_s, "GPU / CPU": cpu_s / gpu_s}]

@@ -351,71 +351,84 @@ def gpu_cases(cfg: Config) -> List[Case]:
 
     cupy = gpu._cupy()
     torch = gpu.torch_cuda()
-    cases = []
-    if "gemm" in cfg.ops or "gemm-ladder" in cfg.ops:
-        n = 2048 if cfg.quick else 4096
-        a = cupy.random.standard_normal((n, n), dtype=cupy.float32)
-        b = cupy.random.standard_normal((n, n), dtype=cupy.float32)
-        c = cupy.empty((n, n), dtype=cupy.float32)
-        ours = (lambda: F.gemm(a, b, c)) if gpu.pykernels_cuda() else None
-        case = Case("gemm", f"{n}x{n}x{n}", "cuda", 2.0 * n**3, 12.0 * n * n, "GFLOP/s", ours,
-                    peers={"cuBLAS (CuPy)": lambda: cupy.matmul(a, b, out=c)},
-                    peer_kinds={"cuBLAS (CuPy)": "cupy"},
-                    note="" if ours else "pykernels CUDA module not built/usable")
-        if torch is not None:
-            ta, tb = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
-            case.peers["PyTorch CUDA"] = lambda: torch.matmul(ta, tb)
-            case.peer_kinds["PyTorch CUDA"] = "torch"
-        cases.append(case)
-    if "conv" in cfg.ops:
-        c_, o, k, s, p, hw = ALEXNET_CONV["conv2"]
-        batch = 128
-        side = (hw + 2 * p - k) // s + 1
-        x = cupy.random.standard_normal((batch, c_, hw, hw), dtype=cupy.float32)
-        w = cupy.random.standard_normal((o, c_, k, k), dtype=cupy.float32)
-        usable = gpu.pykernels_cuda()
-        case = Case("conv2d fwd", f"conv2 N{batch} {c_}->{o} {k}x{k}/{s} @{hw}", "cuda",
-                    2.0 * batch * o * c_ * k * k * side * side,
-                    4.0 * (x.size + w.size + batch * o * side * side), "GFLOP/s",
-                    (lambda: F.conv2d(x, w, None, s, p)) if usable else None,
-                    variants={"winograd": lambda: F.conv2d(x, w, None, s, p,
-                                                           algo="winograd")} if usable else {},
-                    note="GFLOP/s count the direct convolution's multiply-adds" if usable
-                    else "pykernels CUDA module not built/usable")
-        if torch is None:
-            case.skipped["PyTorch CUDA (cuDNN)"] = TORCH_MISSING
-        else:
-            tx, tw = torch.as_tensor(x, device="cuda"), torch.as_tensor(w, device="cuda")
+    ours_usable = gpu.pykernels_cuda()
+    # One builder per op, so each case's closures hold that op's own arrays
+    # (in one shared scope a later op's `x` replaced the conv case's input).
+    builders = [(("gemm", "gemm-ladder"), _gpu_gemm_case), (("conv",), _gpu_conv_case),
+                (("relu",), _gpu_relu_case), (("sgd",), _gpu_sgd_case)]
+    return [build(cfg, cupy, torch, ours_usable) for ops, build in builders
+            if any(op in cfg.ops for op in ops)]
 
-            def conv():
-                with torch.no_grad():
-                    torch.nn.functional.conv2d(tx, tw, None, s, p)
-            case.peers["PyTorch CUDA (cuDNN)"] = conv
-            case.peer_kinds["PyTorch CUDA (cuDNN)"] = "torch"
-        cases.append(case)
-    if "relu" in cfg.ops:
-        n = (64 if cfg.quick else 256) * 2**20 // 4
-        x = cupy.random.standard_normal(n, dtype=cupy.float32)
-        y1, y2 = cupy.empty_like(x), cupy.empty_like(x)
-        ours = (lambda: F.relu(x, out=y1)) if gpu.pykernels_cuda() else None
-        case = Case("relu fwd", f"{n * 4 // 2**20} MiB", "cuda", float(n), 8.0 * n, "GB/s",
-                    ours, peers={"cupy.maximum": lambda: cupy.maximum(x, 0, out=y2)},
-                    peer_kinds={"cupy.maximum": "cupy"},
-                    note="" if ours else "pykernels CUDA module not built/usable")
-        cases.append(case)
-    if "sgd" in cfg.ops:
-        n = (16 if cfg.quick else 64) * 2**20
-        w, g, v = _sgd_arrays(cupy, n)
-        ours = (lambda: F.sgd_step(w, g, v, **SGD_SETTINGS)) if gpu.pykernels_cuda() else None
-        case = Case("sgd step", f"{n * 4 // 2**20} MiB params", "cuda", 8.0 * n, 20.0 * n,
-                    "GB/s", ours, note="" if ours else "pykernels CUDA module not built/usable")
-        if torch is not None:
-            for name, options in (("foreach", {}), ("fused", {"fused": True})):
-                peer = f"PyTorch CUDA ({name})"
-                case.peers[peer] = _torch_sgd_step(torch, n, "cuda", **options)
-                case.peer_kinds[peer] = "torch"
-        cases.append(case)
-    return cases
+
+def _not_built(ours) -> str:
+    return "" if ours else "pykernels CUDA module not built/usable"
+
+
+def _gpu_gemm_case(cfg: Config, cupy, torch, usable: bool) -> Case:
+    n = 2048 if cfg.quick else 4096
+    a = cupy.random.standard_normal((n, n), dtype=cupy.float32)
+    b = cupy.random.standard_normal((n, n), dtype=cupy.float32)
+    c = cupy.empty((n, n), dtype=cupy.float32)
+    ours = (lambda: F.gemm(a, b, c)) if usable else None
+    case = Case("gemm", f"{n}x{n}x{n}", "cuda", 2.0 * n**3, 12.0 * n * n, "GFLOP/s", ours,
+                peers={"cuBLAS (CuPy)": lambda: cupy.matmul(a, b, out=c)},
+                peer_kinds={"cuBLAS (CuPy)": "cupy"}, note=_not_built(ours))
+    if torch is not None:
+        ta, tb = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
+        case.peers["PyTorch CUDA"] = lambda: torch.matmul(ta, tb)
+        case.peer_kinds["PyTorch CUDA"] = "torch"
+    return case
+
+
+def _gpu_conv_case(cfg: Config, cupy, torch, usable: bool) -> Case:
+    c_, o, k, s, p, hw = ALEXNET_CONV["conv2"]
+    batch = 128
+    side = (hw + 2 * p - k) // s + 1
+    x = cupy.random.standard_normal((batch, c_, hw, hw), dtype=cupy.float32)
+    w = cupy.random.standard_normal((o, c_, k, k), dtype=cupy.float32)
+    ours = (lambda: F.conv2d(x, w, None, s, p)) if usable else None
+    case = Case("conv2d fwd", f"conv2 N{batch} {c_}->{o} {k}x{k}/{s} @{hw}", "cuda",
+                2.0 * batch * o * c_ * k * k * side * side,
+                4.0 * (x.size + w.size + batch * o * side * side), "GFLOP/s", ours,
+                variants={"winograd": lambda: F.conv2d(x, w, None, s, p, algo="winograd")}
+                if usable else {},
+                note="GFLOP/s count the direct convolution's multiply-adds" if usable
+                else _not_built(ours))
+    if torch is None:
+        case.skipped["PyTorch CUDA (cuDNN)"] = TORCH_MISSING
+        return case
+    tx, tw = torch.as_tensor(x, device="cuda"), torch.as_tensor(w, device="cuda")
+
+    def conv():
+        with torch.no_grad():
+            torch.nn.functional.conv2d(tx, tw, None, s, p)
+    case.peers["PyTorch CUDA (cuDNN)"] = conv
+    case.peer_kinds["PyTorch CUDA (cuDNN)"] = "torch"
+    return case
+
+
+def _gpu_relu_case(cfg: Config, cupy, torch, usable: bool) -> Case:
+    n = (64 if cfg.quick else 256) * 2**20 // 4
+    x = cupy.random.standard_normal(n, dtype=cupy.float32)
+    y1, y2 = cupy.empty_like(x), cupy.empty_like(x)
+    ours = (lambda: F.relu(x, out=y1)) if usable else None
+    return Case("relu fwd", f"{n * 4 // 2**20} MiB", "cuda", float(n), 8.0 * n, "GB/s",
+                ours, peers={"cupy.maximum": lambda: cupy.maximum(x, 0, out=y2)},
+                peer_kinds={"cupy.maximum": "cupy"}, note=_not_built(ours))
+
+
+def _gpu_sgd_case(cfg: Config, cupy, torch, usable: bool) -> Case:
+    n = (16 if cfg.quick else 64) * 2**20
+    w, g, v = _sgd_arrays(cupy, n)
+    ours = (lambda: F.sgd_step(w, g, v, **SGD_SETTINGS)) if usable else None
+    case = Case("sgd step", f"{n * 4 // 2**20} MiB params", "cuda", 8.0 * n, 20.0 * n,
+                "GB/s", ours, note=_not_built(ours))
+    if torch is not None:
+        for name, options in (("foreach", {}), ("fused", {"fused": True})):
+            peer = f"PyTorch CUDA ({name})"
+            case.peers[peer] = _torch_sgd_step(torch, n, "cuda", **options)
+            case.peer_kinds[peer] = "torch"
+    return case
 
 
 # ----------------------------------------------------------------- measuring
@@ -567,7 +580,7 @@ def _alexnet_on_gpu(cfg: Config, cpu: dict) -> str:
     med = alexnet_gpu_seconds(*alexnet_batch(batch, 224), repeats=3)
     best = min(med.values())
     return (f"{batch / med['gpu']:.0f} images/s at batch {batch} "
-            f"({batch / med['winograd']:.0f} with Winograd convolutions), "
+            f"({batch / med['im2col']:.0f} with im2col convolutions throughout), "
             f"{cpu['step_seconds'] / cpu['batch'] * batch / best:.0f}x the CPU step measured here")
 
 

@@ -1,0 +1,97 @@
+"""Where Winograd beats im2col on the GPU: forward and forward+backward times
+of conv2d(..., algo="im2col") and algo="winograd" over channel counts, plane
+sizes and batch sizes (AlexNet, ResNet-20, ResNet-18 and LeNet layers and
+their edges), CUDA events, interleaved, medians; and which one algo="auto"
+takes, so a wrong pick shows as `auto picks faster: False`. The measurements
+behind winograd_preferred in cuda/conv_winograd.cu:
+
+    python benchmarks/gpu_winograd_sweep.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+# (label, C, O, kernel, padding, plane, batch); stride 1, groups 1.
+SHAPES = (
+    ("alexnet conv2", 96, 256, 5, 2, 27, 128),
+    ("alexnet conv2", 96, 256, 5, 2, 27, 32),
+    ("alexnet conv2", 96, 256, 5, 2, 27, 8),
+    ("alexnet conv2", 96, 256, 5, 2, 27, 1),
+    ("5x5 64ch", 64, 64, 5, 2, 27, 128),
+    ("5x5 32ch", 32, 32, 5, 2, 27, 128),
+    ("5x5 16->32", 16, 32, 5, 2, 27, 128),
+    ("lenet conv2", 6, 16, 5, 0, 14, 128),
+    ("lenet conv1", 1, 6, 5, 2, 28, 128),
+    ("alexnet conv3", 256, 384, 3, 1, 13, 128),
+    ("alexnet conv4", 384, 384, 3, 1, 13, 128),
+    ("alexnet conv4", 384, 384, 3, 1, 13, 32),
+    ("alexnet conv4", 384, 384, 3, 1, 13, 8),
+    ("alexnet conv4", 384, 384, 3, 1, 13, 1),
+    ("3x3 128ch @13", 128, 128, 3, 1, 13, 128),
+    ("3x3 64ch @13", 64, 64, 3, 1, 13, 128),
+    ("resnet20 16ch", 16, 16, 3, 1, 32, 128),
+    ("resnet20 32ch", 32, 32, 3, 1, 16, 128),
+    ("resnet20 64ch", 64, 64, 3, 1, 8, 128),
+    ("resnet18 64ch", 64, 64, 3, 1, 56, 32),
+    ("resnet18 128ch", 128, 128, 3, 1, 28, 32),
+    ("resnet18 256ch", 256, 256, 3, 1, 14, 32),
+    ("resnet18 512ch", 512, 512, 3, 1, 7, 32),
+    ("resnet18 64ch", 64, 64, 3, 1, 56, 4),
+    ("resnet18 512ch", 512, 512, 3, 1, 7, 4),
+)
+
+
+def _conv_runner(F, x, w, dy, padding, algo):
+    def run():
+        F.conv2d(x, w, None, padding=padding, algo=algo)
+        if dy is not None:
+            F.conv2d_backward(dy, x, w, padding=padding, algo=algo)
+    return run
+
+
+def run(repeats: int = 5, shapes=SHAPES):
+    import cupy
+
+    import pykernels.functional as F
+    from pykernels.bench.gpu import event_medians
+
+    rows = []
+    for label, c, o, k, padding, hw, batch in shapes:
+        x = cupy.random.standard_normal((batch, c, hw, hw), dtype=cupy.float32)
+        w = cupy.random.standard_normal((o, c, k, k), dtype=cupy.float32) * 0.1
+        dy = cupy.random.standard_normal(F.conv2d(x, w, None, padding=padding).shape,
+                                         dtype=cupy.float32)
+        auto = F.conv2d_algorithm(x.shape, w.shape, padding=padding, device="cuda")
+        for grad in (None, dy):
+            med = event_medians({algo: (_conv_runner(F, x, w, grad, padding, algo), "cupy")
+                                 for algo in ("im2col", "winograd")}, repeats=repeats)
+            faster = min(med, key=med.get)
+            rows.append({"layer": label, "shape": f"{c}->{o} {k}x{k} @{hw} N{batch}",
+                         "pass": "fwd" if grad is None else "fwd+bwd",
+                         "im2col ms": med["im2col"] * 1e3, "winograd ms": med["winograd"] * 1e3,
+                         "winograd speed-up": med["im2col"] / med["winograd"],
+                         "auto takes": auto, "auto picks faster": auto == faster})
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+    from pykernels.bench.report import format_table
+
+    rows = run(args.repeats)
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    print(format_table(rows, "winograd vs im2col on the GPU"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

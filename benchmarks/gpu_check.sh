@@ -65,7 +65,8 @@ tests_s=$((SECONDS - start))
 # suite cannot take the rest down with it.
 # The TF32 rung is an extra beyond the issues' targets: last, on what is left.
 # GPU_CHECK_SUITES narrows or reorders them for a short lease (e.g. a rerun
-# that only needs the suites whose code changed).
+# that only needs the suites whose code changed); GPU_CHECK_SWEEP=0 and
+# GPU_CHECK_PROFILE=0 leave out the Winograd sweep and Nsight Compute.
 suites=${GPU_CHECK_SUITES:-"peak relu-gpu gemm-gpu gemm-ladder-all conv-gpu bandwidth-gpu lstm-gpu \
 alexnet-gpu gemm-tf32-gpu"}
 bench=0
@@ -90,7 +91,9 @@ done
 # The measurements behind the GPU's algo="auto" rule for Winograd.
 sweep="SKIPPED (budget spent)"
 limit=$(time_for 90)
-if [ "$limit" -ge 20 ]; then
+if [ "${GPU_CHECK_SWEEP:-1}" = 0 ]; then
+  sweep="not run (GPU_CHECK_SWEEP=0)"
+elif [ "$limit" -ge 20 ]; then
   start=$SECONDS
   (cd /tmp && timeout "$limit" "$py" "$repo/benchmarks/gpu_winograd_sweep.py" \
     --json "$outdir/winograd_sweep.json") >"$outdir/winograd_sweep.txt" 2>&1
@@ -103,7 +106,9 @@ ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/
   2>/dev/null | tail -n 1)
 profile="not run (no ncu)"
 limit=$(time_for 120)
-if [ -n "$ncu_bin" ] && [ "$limit" -ge 30 ]; then
+if [ "${GPU_CHECK_PROFILE:-1}" = 0 ]; then
+  profile="not run (GPU_CHECK_PROFILE=0)"
+elif [ -n "$ncu_bin" ] && [ "$limit" -ge 30 ]; then
   start=$SECONDS
   timeout "$limit" "$ncu_bin" --profile-from-start off --clock-control none \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \

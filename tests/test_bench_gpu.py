@@ -80,7 +80,7 @@ def test_conv_suite_rows(cp):
 
 def test_bandwidth_suite_rows(cp):
     rows = gpu_ops.run_bandwidth(repeats=1, shape=(2, 3, 8, 8), copy_mib=1)
-    assert_finite_rows(rows, ("op", "GB/s", "of copy"))
+    assert_finite_rows(rows, ("op", "GB/s", "of copy", "of copy, host-paced"))
     assert [r["op"] for r in rows][-1] == "sgd step" and len(rows) == 6
 
 
@@ -155,3 +155,18 @@ def test_main_run_gpu_cases_time_their_own_arrays(cp, monkeypatch):
         for fn in (case.ours, *case.variants.values()):
             fn()
     assert calls == [("gemm", 2), ("conv2d", 4), ("conv2d", 4), ("relu", 1), ("sgd_step", 1)]
+
+
+def test_queue_ahead_holds_the_stream_before_each_sample(cp, monkeypatch):
+    held = []
+    monkeypatch.setattr(gpu, "_hold_stream", lambda kind, seconds: held.append((kind, seconds)))
+    x = cp.ones(1000, dtype=cp.float32)
+    gpu.event_medians({"x2": (lambda: x * 2, "cupy")}, repeats=3)
+    assert held == []
+    gpu.event_medians({"x2": (lambda: x * 2, "cupy")}, repeats=3, queue_ahead=True)
+    assert len(held) == 3 and all(kind == "cupy" and 0 < s <= 0.25 for kind, s in held)
+
+
+def test_hold_stream_runs_the_spin_kernel(cp):
+    gpu._hold_stream("cupy", 1e-4)
+    assert gpu._hold_iterations_per_s > 0

@@ -5,16 +5,18 @@ and the GPU cases of the main run (cuBLAS through CuPy, PyTorch CUDA/cuDNN,
 pykernels' own CUDA kernels where they exist).
 
 Timing: CUDA events on the stream the work is queued on, after a warm-up
-call, interleaved, medians of repeats.
-
-NOT YET RUN ON A GPU: written and reviewed on a CPU-only machine. Every entry
-point is guarded by `usable()`, so on a machine without CuPy or a device the
-GPU parts are skipped with a note and nothing here is called.
+call, interleaved, medians of repeats; with queue_ahead, the stream is held
+by a spin kernel while each sample's calls are queued, so short kernels are
+timed on the device alone (event_medians). Every entry point is guarded by
+`usable()`, so on a machine without CuPy or a device the GPU parts are
+skipped with a note and nothing here is called. Run on an H200
+(benchmarks/results/h200-2026-11-29, -30).
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from typing import Callable, Dict, Tuple
 
 def _cupy():
@@ -60,7 +62,38 @@ def device_name() -> str:
 Timed = Tuple[Callable[[], object], str]
 
 
-def _elapsed_s(fn, kind: str, calls: int) -> float:
+def _stream_ptr(kind: str) -> int:
+    if kind == "torch":
+        import torch
+
+        return torch.cuda.current_stream().cuda_stream
+    return _cupy().cuda.get_current_stream().ptr
+
+
+_hold_iterations_per_s = None  # one block of the FMA kernel, measured once
+
+
+def _hold_stream(kind: str, seconds: float) -> None:
+    """Queue about `seconds` of one block of pykernels' FMA kernel on the
+    stream, so that the calls queued behind it run back to back: the host's
+    cost per call is hidden, as in a training step whose queue runs ahead."""
+    global _hold_iterations_per_s
+    from .._backend import require_cuda
+
+    cupy, cuda = _cupy(), require_cuda()
+    sink = cupy.empty(256, dtype=cupy.float32)
+    if _hold_iterations_per_s is None:
+        probe = 1 << 14
+        fma = lambda: cuda.fma_peak(sink.data.ptr, 1, probe, _stream_ptr("cupy"))  # noqa: E731
+        fma()
+        _hold_iterations_per_s = probe / max(_elapsed_s(fma, "cupy", 1), 1e-7)
+    iterations = max(1, int(seconds * _hold_iterations_per_s))
+    cuda.fma_peak(sink.data.ptr, 1, iterations, _stream_ptr(kind))
+
+
+def _elapsed_s(fn, kind: str, calls: int, hold_s: float = 0.0) -> float:
+    if hold_s > 0:
+        _hold_stream(kind, hold_s)
     if kind == "torch":
         import torch
 
@@ -81,20 +114,33 @@ def _elapsed_s(fn, kind: str, calls: int) -> float:
     return cupy.cuda.get_elapsed_time(start, stop) / 1e3 / calls
 
 
+def _host_seconds(fn) -> float:
+    """Host time of one call, queued without waiting for the device."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def event_medians(cases: Dict[str, Timed], repeats: int = 7,
-                  min_sample_s: float = 0.01) -> Dict[str, float]:
-    """Median seconds per call of each case, CUDA events, after warm-up."""
-    calls = {}
+                  min_sample_s: float = 0.01, queue_ahead: bool = False) -> Dict[str, float]:
+    """Median seconds per call of each case, CUDA events, after warm-up.
+
+    queue_ahead: before each sample, hold the stream with a spin kernel for
+    twice the host's time to queue the sample's calls (at most 0.25 s), so the
+    figure is the device's time alone even where a call's host work (argument
+    checks, allocation, launch) outlasts its kernels."""
+    calls, hold = {}, {}
     for name, (fn, kind) in cases.items():
         fn()  # warm-up: module load, cuBLAS handle, autotuning
         one = max(_elapsed_s(fn, kind, 1), 1e-7)
         calls[name] = max(1, min(1000, int(min_sample_s / one) + 1))
+        hold[name] = min(0.25, 2 * calls[name] * _host_seconds(fn)) if queue_ahead else 0.0
     samples = {name: [] for name in cases}
     names = list(cases)
     for r in range(repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:
             fn, kind = cases[name]
-            samples[name].append(_elapsed_s(fn, kind, calls[name]))
+            samples[name].append(_elapsed_s(fn, kind, calls[name], hold[name]))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 

@@ -2,8 +2,10 @@
 of conv2d(..., algo="im2col") and algo="winograd" over channel counts, plane
 sizes and batch sizes (AlexNet, ResNet-20, ResNet-18 and LeNet layers and
 their edges), CUDA events, interleaved, medians; and which one algo="auto"
-takes, so a wrong pick shows as `auto picks faster: False`. The measurements
-behind winograd_preferred in cuda/conv_winograd.cu:
+takes, so a wrong pick shows as `auto picks faster: False`. The "alexnet"
+rows use the 2012 paper's channel counts (96 -> 256, 256 -> 384, 384 -> 384,
+ungrouped); the conv-gpu suite uses torchvision's. The measurements behind
+winograd_preferred in cuda/conv_winograd.cu (benchmarks/results/h200-2026-11-30):
 
     python benchmarks/gpu_winograd_sweep.py [--repeats 5]
 """

@@ -303,14 +303,14 @@ std::string winograd_unsupported(const ConvGeometry& s) { return winograd::unsup
 
 bool winograd_preferred(const ConvGeometry& s) {
   // Measured on an H200 (benchmarks/gpu_winograd_sweep.py, 2026-11-30; 24
-  // shapes, forward and forward+backward): Winograd beat im2col 1.1-3.2x
+  // shapes, forward and forward+backward): Winograd beat im2col 1.08-3.21x
   // wherever the batch held 49 or more 4x4 output tiles and both sides had 16
   // or more channels per group (AlexNet conv2-5 at batch 1-128 but conv4 at
   // batch 1, ResNet-20's and ResNet-18's 3x3 layers, 5x5 from 16 -> 32 up).
   // It lost on 16 tiles (AlexNet conv4 at batch 1: 0.75x / 0.60x; 512
   // channels on 7x7 at batch 4: 0.54x / 0.63x), where the batched products
   // are 16 columns wide, and with LeNet's 1 -> 6 and 6 -> 16 channels (0.58-
-  // 1.03x). Untested between 16 and 49 tiles and between 6 and 16 channels;
+  // 1.04x). Untested between 16 and 49 tiles and between 6 and 16 channels;
   // the thresholds sit in those gaps.
   constexpr int64_t kMinTiles = 32, kMinChannels = 16;
   if (!winograd::unsupported(s).empty() || s.n * output_tiles(s) < kMinTiles) return false;

@@ -71,17 +71,20 @@ def _stream_ptr(kind: str) -> int:
 
 
 _hold_iterations_per_s = None  # one block of the FMA kernel, measured once
+_hold_sink = None  # its output, kept alive while a queued hold may still write it
 
 
 def _hold_stream(kind: str, seconds: float) -> None:
     """Queue about `seconds` of one block of pykernels' FMA kernel on the
     stream, so that the calls queued behind it run back to back: the host's
     cost per call is hidden, as in a training step whose queue runs ahead."""
-    global _hold_iterations_per_s
+    global _hold_iterations_per_s, _hold_sink
     from .._backend import require_cuda
 
     cupy, cuda = _cupy(), require_cuda()
-    sink = cupy.empty(256, dtype=cupy.float32)
+    if _hold_sink is None:
+        _hold_sink = cupy.empty(256, dtype=cupy.float32)
+    sink = _hold_sink
     if _hold_iterations_per_s is None:
         probe = 1 << 14
         fma = lambda: cuda.fma_peak(sink.data.ptr, 1, probe, _stream_ptr("cupy"))  # noqa: E731

@@ -95,7 +95,7 @@ if [ "${GPU_CHECK_SWEEP:-1}" = 0 ]; then
   sweep="not run (GPU_CHECK_SWEEP=0)"
 elif [ "$limit" -ge 20 ]; then
   start=$SECONDS
-  (cd /tmp && timeout "$limit" "$py" "$repo/benchmarks/gpu_winograd_sweep.py" \
+  (cd /tmp && timeout "$limit" "$py" "$repo/benchmarks/winograd_sweep.py" \
     --json "$outdir/winograd_sweep.json") >"$outdir/winograd_sweep.txt" 2>&1
   sweep="$(status $?) in $((SECONDS - start)) s"
 fi

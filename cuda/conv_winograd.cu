@@ -302,7 +302,7 @@ void winograd_weight_grad(const ConvGeometry& s, const float* dy, const float* x
 std::string winograd_unsupported(const ConvGeometry& s) { return winograd::unsupported(s); }
 
 bool winograd_preferred(const ConvGeometry& s) {
-  // Measured on an H200 (benchmarks/gpu_winograd_sweep.py, 2026-11-30; 24
+  // Measured on an H200 (benchmarks/winograd_sweep.py, 2026-11-30; 24
   // shapes, forward and forward+backward): Winograd beat im2col 1.08-3.21x
   // wherever the batch held 49 or more 4x4 output tiles and both sides had 16
   // or more channels per group (AlexNet conv2-5 at batch 1-128 but conv4 at

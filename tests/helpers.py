@@ -19,3 +19,15 @@ def gemm_error_bound(a, b, trans_a, trans_b, alpha=1.0, c=None, beta=0.0):
     if c is not None:
         scale += abs(beta) * np.abs(c)
     return 2 * np.finfo(np.float32).eps * (k + 2) * scale + 1e-30
+
+
+def load_benchmark(name):
+    """A script of benchmarks/ as a module (they are not part of the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -15,6 +15,8 @@ from pykernels.bench.report import main_table_rows, write_report
 from pykernels.cli import _parse_ops, _parse_threads
 from pykernels.cli import main as cli_main
 
+from helpers import load_benchmark
+
 # Generous physical bound per core: 6 GHz x 2 FMA ports x 2 flops x lanes.
 LANES = {"generic": 4, "avx2": 8, "avx512": 16}
 
@@ -331,3 +333,12 @@ def test_with_setting_runs_at_the_value_and_restores_even_on_error():
     with pytest.raises(RuntimeError, match="inside"):
         with_setting(_cpu.conv_shifted_rows, 2, fail)()
     assert _cpu.conv_shifted_rows(1) == 1  # restored to the default both times
+
+
+def test_winograd_sweep_rows_on_the_cpu():
+    rows = load_benchmark("winograd_sweep").run(
+        repeats=1, device="cpu", threads=1,
+        shapes=(("tiny", 3, 5, 3, 1, 9, 2), ("big", 32, 32, 5, 2, 9, 11)))
+    for row in rows:
+        assert row["threads"] == 1 and row["im2col ms"] > 0 and row["winograd ms"] > 0
+    assert [r["auto takes"] for r in rows] == ["im2col"] * 2 + ["winograd"] * 2

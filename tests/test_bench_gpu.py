@@ -11,6 +11,8 @@ import pytest
 from pykernels.bench import gemm_gpu, gpu, gpu_ops, relu_gpu
 from pykernels.bench.report import format_table
 
+from helpers import load_benchmark
+
 pytestmark = pytest.mark.gpu
 
 
@@ -22,18 +24,6 @@ def assert_finite_rows(rows, keys):
             value = row[key]
             assert not isinstance(value, float) or math.isfinite(value), (key, row)
     assert format_table(rows, "suite")  # as `pykernels bench` prints it
-
-
-def _load_benchmark(name):
-    """A script of benchmarks/ as a module (they are not part of the package)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_peaks_are_positive(cp):
@@ -99,13 +89,13 @@ def test_alexnet_suite_rows(cp):
 def test_profiled_cases_run(cp):
     import pykernels.functional as F
 
-    module = _load_benchmark("profile_kernels")
+    module = load_benchmark("profile_kernels")
     assert len(module.cases(cp, F, **module.TOY_SIZES)) == 14
     assert module.main(["--toy"]) == 0
 
 
 def test_conv_workspace_sweep_rows(cp):
-    module = _load_benchmark("conv_workspace_sweep")
+    module = load_benchmark("conv_workspace_sweep")
     layers = (("tiny", 3, 5, 3, 2, 1, 9),)
     rows = module.run(batch=3, repeats=1, caps=(2**8, 2**20), layers=layers)
     assert_finite_rows(rows, ("ms, cap 2^8", "ms, cap 2^20", "speed-up, 2^20"))
@@ -115,12 +105,13 @@ def test_conv_workspace_sweep_rows(cp):
 
 
 def test_winograd_sweep_rows(cp):
-    module = _load_benchmark("gpu_winograd_sweep")
+    module = load_benchmark("winograd_sweep")
     rows = module.run(repeats=1, shapes=(("tiny", 3, 5, 3, 1, 9, 2), ("tiny", 2, 3, 5, 2, 7, 1)))
     assert_finite_rows(rows, ("im2col ms", "winograd ms", "winograd speed-up", "auto takes",
                               "auto picks faster"))
     assert [r["pass"] for r in rows] == ["fwd", "fwd+bwd"] * 2
     assert {r["auto takes"] for r in rows} == {"im2col"}
+
 
 
 @pytest.mark.real_gpu

@@ -264,7 +264,7 @@ def test_conv2d_algorithm_names_the_requested_one_and_refuses_the_impossible(req
 
 
 # (x shape, weight shape, padding, what algo="auto" runs on the GPU), from
-# benchmarks/gpu_winograd_sweep.py on an H200: Winograd wherever it won there.
+# benchmarks/winograd_sweep.py on an H200: Winograd wherever it won there.
 GPU_AUTO_CASES = [
     ((128, 96, 27, 27), (256, 96, 5, 5), 2, "winograd"),    # AlexNet conv2
     ((1, 96, 27, 27), (256, 96, 5, 5), 2, "winograd"),      # 49 tiles: 1.13x / 1.24x
@@ -288,7 +288,7 @@ GPU_AUTO_CASES = [
 @pytest.mark.parametrize("x_shape, w_shape, padding, algo", GPU_AUTO_CASES)
 def test_gpu_auto_takes_winograd_where_it_was_measured_faster(cp, x_shape, w_shape, padding,
                                                                algo):
-    """The rule measured on an H200 (benchmarks/gpu_winograd_sweep.py)."""
+    """The rule measured on an H200 (benchmarks/winograd_sweep.py)."""
     groups = x_shape[1] // w_shape[1]
     assert _algorithm(x_shape, w_shape, padding, groups, device="cuda") == algo
 

@@ -402,21 +402,6 @@ void col2im_image(const ConvShape& s, float* cols, int64_t ld, float* x, bool pa
   });
 }
 
-// Runs body(item) for every item on a team whose GEMMs are single-threaded,
-// then after() once on each thread of the team.
-template <typename Body, typename After>
-void for_images_in_parallel(int64_t count, int threads, Body body, After after) {
-  RegionFailure failure;
-#pragma omp parallel num_threads(threads)
-  {
-    omp_set_num_threads(1);  // this thread's nested regions (the GEMM's) get one thread
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < count; ++i) failure.run([&] { body(i); });
-    after();
-  }
-  failure.rethrow();
-}
-
 // Runs work(item, parallel) for every item: whole items per thread when
 // there are at least as many as threads, else one after another with
 // `parallel` set so that each splits its own work; then trim() on every
@@ -425,7 +410,7 @@ template <typename Work, typename Trim>
 void run_items(int64_t items, Work work, Trim trim) {
   const int threads = omp_get_max_threads();
   if (over_images(items, threads)) {
-    for_images_in_parallel(items, threads, [&](int64_t it) { work(it, false); }, trim);
+    for_items_on_team(items, threads, [&](int64_t it) { work(it, false); }, trim);
     return;
   }
   for (int64_t it = 0; it < items; ++it) work(it, true);

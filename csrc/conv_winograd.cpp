@@ -7,7 +7,7 @@
 //   U_xi (O/g, C/g) = G f G^T        once per group (U' for dx: flipped filters)
 //   V_xi (C/g, T)   = B^T d B        OpenMP over (channel, 64 tiles), SIMD
 //                                    lanes of tiles (conv_winograd_<isa>.cpp)
-//   M_xi (O/g, T)   = U_xi @ V_xi    n*n SGEMMs, each OpenMP-parallel
+//   M_xi (O/g, T)   = U_xi @ V_xi    n*n SGEMMs, whole ones per thread (for_points)
 //   y               = A^T M A (+ bias)
 // dx is the same with U' over dy; dW sums dU_xi (C/g, O/g) += V_xi @ dM_xi^T
 // chunk after chunk (beta = 1), then G^T dU G. Every sum has a fixed order
@@ -16,9 +16,9 @@
 //
 // Workspace (floats): n*n * C/g * O/g for U and as much for dU, plus per
 // chunk n*n * (C/g + O/g) * S * max(tiles of the output, tiles of the input),
-// S the most images that keep the whole under kWinogradWorkspaceFloats (at
+// S the most images whose part stays under kWinogradWorkspaceFloats (at
 // least 1); kept for the thread's next call unless over Buffer::kKeptFloats.
-// AlexNet conv2 at batch 16: chunks of 8 images, 8.0 M floats (30.5 MiB).
+// AlexNet conv2 at batch 16: chunks of 10 images, 9.6 M floats (36.6 MiB).
 #include <omp.h>
 
 #include <algorithm>
@@ -30,6 +30,7 @@
 #include "pykernels/conv.h"
 #include "pykernels/gemm.h"
 #include "pykernels/isa.h"
+#include "pykernels/parallel.h"
 #include "pykernels/scratch.h"
 #include "pykernels/winograd.h"
 #include "pykernels/winograd_kernels.h"
@@ -75,10 +76,35 @@ int64_t floats_for(const ConvShape& s, int64_t chunk) {
          group_points(s) * (s.c_per_group() + s.o_per_group()) * chunk_columns(s, chunk);
 }
 
+// The cap bounds a chunk's buffers, not the transformed weights on top: with
+// those counted, AlexNet conv4 (384 -> 384, 10.6 M floats of U and dU) ran
+// one image a chunk, its products 16 columns wide, at 0.43x im2col (2
+// threads, AVX2 EPYC); with the whole batch of 16 a chunk, twice as fast.
 int64_t chunk_images(const ConvShape& s) {
   if (s.n <= 1) return 1;
   const int64_t per_image = std::max<int64_t>(1, floats_for(s, 1) - fixed_floats(s));
-  return std::clamp<int64_t>((g_workspace_cap.load() - fixed_floats(s)) / per_image, 1, s.n);
+  return std::clamp<int64_t>(g_workspace_cap.load() / per_image, 1, s.n);
+}
+
+// product(xi) for every point xi of [0, points). With at least
+// kMinPointsPerThread points a thread, whole products per thread, each GEMM
+// on one thread, so no GEMM is split and the threads never wait on each
+// other; with fewer (many cores), one after another, each GEMM over all the
+// threads. On a 2-core AVX2 EPYC, AlexNet conv4's forward (384 -> 384 at
+// 13x13, batch 16) scaled 1.3x from 1 to 2 threads with the products split.
+constexpr int64_t kMinPointsPerThread = 4;
+// 0 = by the rule above, 1 = whole products per thread, 2 = each product split.
+std::atomic<int> g_points_mode{0};
+
+template <class Product>
+void for_points(int64_t points, Product product) {
+  const int threads = omp_get_max_threads(), mode = g_points_mode.load();
+  const bool whole = mode == 0 ? points >= kMinPointsPerThread * threads : mode == 1;
+  if (threads > 1 && whole) {
+    for_items_on_team(points, threads, product, [] {});
+    return;
+  }
+  for (int64_t xi = 0; xi < points; ++xi) product(xi);
 }
 
 // body(channel, column) for every pair, over the OpenMP threads when worth it.
@@ -139,10 +165,10 @@ void convolve(const TileGrid& g, int64_t images, int64_t chunk, int64_t in_chann
         lanes.input(R, g, x0 + c * in_plane, in_image, col0, col1, v.data + c * v.ld,
                     v.xi_stride);
       });
-      for (int64_t xi = 0; xi < kPoints; ++xi) {
+      for_points(kPoints, [&](int64_t xi) {
         sgemm(GemmAlgo::Auto, false, false, og, columns, cg, 1.0f, u.data + xi * u.xi_stride,
               u.ld, v.data + xi * v.xi_stride, v.ld, 0.0f, m.data + xi * m.xi_stride, m.ld);
-      }
+      });
       float* y0 = y + i0 * out_image + grp * og * out_plane;
       const float* b0 = bias != nullptr ? bias + grp * og : nullptr;
       for_column_blocks(og, columns, [&](int64_t k, int64_t col0, int64_t col1) {
@@ -180,10 +206,10 @@ void weight_grad(const ConvShape& s, const float* dy, const float* x, float* dwe
                           dm.data + k * dm.ld, dm.xi_stride);
       });
       const float beta = i0 == 0 ? 0.0f : 1.0f;  // chunks summed in order
-      for (int64_t xi = 0; xi < kPoints; ++xi) {
+      for_points(kPoints, [&](int64_t xi) {
         sgemm(GemmAlgo::Auto, false, true, cg, og, columns, 1.0f, v.data + xi * v.xi_stride,
               v.ld, dm.data + xi * dm.xi_stride, dm.ld, beta, du + xi * cg * og, og);
-      }
+      });
     }
     float* dw0 = dweight + grp * og * cg * R * R;
     const bool worth = cg * og >= kMinParallelTiles && omp_get_max_threads() > 1;
@@ -231,6 +257,11 @@ void require_supported(const ConvShape& s) {
 int64_t set_conv_winograd_workspace_cap(int64_t floats) {
   if (floats < 1) throw std::invalid_argument("cap must be >= 1 float");
   return g_workspace_cap.exchange(floats);
+}
+
+int set_conv_winograd_points_mode(int mode) {
+  if (mode < 0 || mode > 2) throw std::invalid_argument("mode must be 0, 1 or 2");
+  return g_points_mode.exchange(mode);
 }
 
 bool conv2d_winograd_preferred(const ConvShape& s) {

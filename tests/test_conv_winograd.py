@@ -191,30 +191,41 @@ def test_cpu_winograd_in_chunks_and_one_or_two_threads(rng, small_cpu_cap, name)
     small_cpu_cap(1)
     one_image = conv2d_winograd_workspace_bytes(x.shape, w.shape, **kw) // 4
     fixed = 2 * (w.shape[2] + 3) ** 2 * w.shape[1] * (w.shape[0] // kw["groups"])  # U and dU
-    two_images = one_image + (one_image - fixed)
-    small_cpu_cap(two_images)
-    assert conv2d_winograd_workspace_bytes(x.shape, w.shape, **kw) == 4 * two_images
+    two_images_cap = 2 * (one_image - fixed)  # the cap bounds the chunk, not U and dU
+    small_cpu_cap(two_images_cap)
+    assert conv2d_winograd_workspace_bytes(x.shape, w.shape, **kw) == 4 * (fixed +
+                                                                           two_images_cap)
     before = pykernels.get_num_threads()
     try:
-        for cap in (1, two_images):
+        for cap in (1, two_images_cap):
             small_cpu_cap(cap)
             pykernels.set_num_threads(1)
             one = _cpu_run(x, w, b, dy, kw)
             pykernels.set_num_threads(2)
-            two = _cpu_run(x, w, b, dy, kw)
-            np.testing.assert_equal(one, two)
+            for mode in (0, 1, 2):  # products by the rule, whole per thread, split
+                previous = pykernels._cpu.conv_winograd_points_mode(mode)
+                try:
+                    np.testing.assert_equal(one, _cpu_run(x, w, b, dy, kw))
+                finally:
+                    pykernels._cpu.conv_winograd_points_mode(previous)
             for a, c, scale in zip(whole, one, (np.sqrt(w[0].size),) + (np.sqrt(dy.size),) * 3):
                 np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5 * scale)
+        with pytest.raises(ValueError, match="mode must be 0, 1 or 2"):
+            pykernels._cpu.conv_winograd_points_mode(3)
     finally:
         pykernels.set_num_threads(before)
 
 
 def test_cpu_winograd_workspace_is_bounded():
-    """AlexNet conv2 at batch 16 runs in chunks under the 32 MiB cap."""
+    """AlexNet conv2 at batch 16 runs in chunks of 10 images, whose buffers
+    stay under the 32 MiB cap; the transformed weights and their gradient
+    (64 points x 64 x 192, twice) come on top."""
     from pykernels._functional.conv import conv2d_winograd_workspace_bytes
 
     nbytes = conv2d_winograd_workspace_bytes((16, 64, 27, 27), (192, 64, 5, 5), padding=2)
-    assert 64 * (64 + 192) * 49 * 4 < nbytes <= 2**25
+    weights = 2 * 64 * 64 * 192 * 4
+    per_image = 64 * (64 + 192) * 49 * 4
+    assert nbytes == weights + 10 * per_image and 10 * per_image <= 2**25 < 11 * per_image
     assert conv2d_winograd_workspace_bytes((0, 3, 9, 9), (4, 3, 3, 3), padding=1) == 0
 
 

@@ -238,6 +238,9 @@ void register_conv(py::module_& m) {
         set_conv_parallel_mode(mode);
       },
       py::arg("mode"), "0 = auto, 1 = threads over images, 2 = images in sequence");
+  m.def("conv_winograd_points_mode", &set_conv_winograd_points_mode, py::arg("mode"),
+        "Test hook: 0 = Winograd's products shared by its rule, 1 = whole products per "
+        "thread, 2 = each product over all threads; returns the previous mode");
   m.def("conv_winograd_workspace_cap", &set_conv_winograd_workspace_cap, py::arg("floats"),
         "Test hook: the CPU Winograd scratch cap in floats (default 2^23); returns the "
         "previous cap");

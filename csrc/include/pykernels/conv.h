@@ -50,9 +50,15 @@ int64_t conv2d_winograd_workspace(const ConvShape& s);
 // least 128 and output planes of 12x12 or more; 96 or more 4x4 output tiles
 // in the batch).
 bool conv2d_winograd_preferred(const ConvShape& s);
-// Test hook: the Winograd scratch cap in floats (default 2^23), so a test can
+// Test hook: the cap on a Winograd chunk's buffers in floats (default 2^23;
+// the transformed weights come on top), so a test can
 // make a small batch run in several chunks; returns the previous cap.
 int64_t set_conv_winograd_workspace_cap(int64_t floats);
+
+// Test and benchmark hook: how Winograd's n*n products share the threads
+// (0 = by its rule, 1 = whole products per thread, 2 = each product over
+// all threads); returns the previous mode. Results do not depend on it.
+int set_conv_winograd_points_mode(int mode);
 
 // Floats of scratch memory the forward / backward of `s` allocate at most
 // with `threads` OpenMP threads (the bound documented in conv.cpp).

@@ -83,4 +83,21 @@ void parallel_ranges(int64_t items, int64_t work, Body body,
   }
 }
 
+// Runs body(item) for every item of [0, count), each whole on one thread of
+// a team of `threads` whose nested regions (a GEMM's) get one thread, then
+// after() once on each thread of the team. A GEMM's result does not depend
+// on its thread count, so this changes only who computes each item.
+template <typename Body, typename After>
+void for_items_on_team(int64_t count, int threads, Body body, After after) {
+  RegionFailure failure;
+#pragma omp parallel num_threads(threads)
+  {
+    omp_set_num_threads(1);  // this thread's nested regions get one thread
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < count; ++i) failure.run([&] { body(i); });
+    after();
+  }
+  failure.rethrow();
+}
+
 }  // namespace pk

@@ -33,9 +33,10 @@ given 96 or more 4x4 output tiles in the batch (measured 1.1-2.1x im2col at
 2 threads; conv2d_winograd_preferred in
 csrc/conv_winograd.cpp), im2col otherwise; on the GPU, by the rule measured
 on an H200 (winograd_preferred in cuda/conv_winograd.cu).
-`conv2d_algorithm` says which one runs. Winograd's CPU scratch: chunks of
-images under 2**23 floats (32 MiB); `conv2d_winograd_workspace_bytes` gives
-the figure. On the GPU: the transformed weights, in the backward the weight
+`conv2d_algorithm` says which one runs. Winograd's CPU scratch: the transformed weights
+(and their gradient) plus chunks of images whose transformed inputs and
+products stay under 2**23 floats (32 MiB); `conv2d_winograd_workspace_bytes`
+gives the figure. On the GPU: the transformed weights, in the backward the weight
 gradient's slabs, and a chunk's transformed input and products, under the
 same cap as im2col's.
 """

@@ -78,8 +78,8 @@ int64_t floats_for(const ConvShape& s, int64_t chunk) {
 
 // The cap bounds a chunk's buffers, not the transformed weights on top: with
 // those counted, AlexNet conv4 (384 -> 384, 10.6 M floats of U and dU) ran
-// one image a chunk, its products 16 columns wide, at 0.43x im2col (2
-// threads, AVX2 EPYC); with the whole batch of 16 a chunk, twice as fast.
+// one image a chunk, its products 16 columns wide, at 0.50-0.67x im2col (1-2
+// threads, AVX2 EPYC); with the whole batch of 16 a chunk, 1.5-1.7x faster.
 int64_t chunk_images(const ConvShape& s) {
   if (s.n <= 1) return 1;
   const int64_t per_image = std::max<int64_t>(1, floats_for(s, 1) - fixed_floats(s));

@@ -242,8 +242,8 @@ void register_conv(py::module_& m) {
         "Test hook: 0 = Winograd's products shared by its rule, 1 = whole products per "
         "thread, 2 = each product over all threads; returns the previous mode");
   m.def("conv_winograd_workspace_cap", &set_conv_winograd_workspace_cap, py::arg("floats"),
-        "Test hook: the CPU Winograd scratch cap in floats (default 2^23); returns the "
-        "previous cap");
+        "Test hook: the cap on a CPU Winograd chunk's buffers in floats (default 2^23; the "
+        "transformed weights come on top); returns the previous cap");
   m.def("conv_implicit_im2col", &set_conv_implicit_im2col, py::arg("enabled"),
         "Forward and weight gradient pack stride-1 same-width convs' columns from the image "
         "(True, the default) or materialise im2col (False); returns the previous setting");

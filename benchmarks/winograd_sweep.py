@@ -81,16 +81,18 @@ def _conv_runner(F, x, w, dy, padding, algo):
 
 
 def _gpu_timer(repeats):
+    """(random source, timer of {algo: fn}) for CuPy arrays, CUDA events."""
     import cupy
 
     from pykernels.bench.gpu import event_medians
 
     def time_algos(runners):
         return event_medians({a: (fn, "cupy") for a, fn in runners.items()}, repeats=repeats)
-    return cupy, time_algos
+    return cupy.random, time_algos
 
 
 def _cpu_timer(repeats, threads):
+    """(random source, timer of {algo: fn}) for NumPy arrays, threads pinned."""
     import numpy as np
 
     from pykernels.bench.timing import interleaved_medians, pinned_threads
@@ -98,25 +100,23 @@ def _cpu_timer(repeats, threads):
     def time_algos(runners):
         with pinned_threads(threads):
             return interleaved_medians(runners, repeats=repeats)
-    return np, time_algos
+    return np.random.default_rng(0), time_algos
 
 
 def run(repeats: int = 5, shapes=None, device: str = "cuda", threads: int = 1):
     """Rows for each shape and pass; on the CPU with `threads` threads."""
+    import numpy as np
+
     import pykernels.functional as F
 
-    if device == "cuda":
-        xp, time_algos = _gpu_timer(repeats)
-    else:
-        xp, time_algos = _cpu_timer(repeats, threads)
-    rng = xp.random.default_rng(0) if xp.__name__ == "numpy" else xp.random
+    rng, time_algos = _gpu_timer(repeats) if device == "cuda" else _cpu_timer(repeats, threads)
+    f32 = np.float32  # CuPy's float32 is NumPy's
     rows = []
     for label, c, o, k, padding, hw, batch in shapes or (SHAPES if device == "cuda"
                                                           else CPU_SHAPES):
-        x = rng.standard_normal((batch, c, hw, hw), dtype=xp.float32)
-        w = rng.standard_normal((o, c, k, k), dtype=xp.float32) * 0.1
-        dy = rng.standard_normal(F.conv2d(x, w, None, padding=padding).shape,
-                                 dtype=xp.float32)
+        x = rng.standard_normal((batch, c, hw, hw), dtype=f32)
+        w = rng.standard_normal((o, c, k, k), dtype=f32) * 0.1
+        dy = rng.standard_normal(F.conv2d(x, w, None, padding=padding).shape, dtype=f32)
         auto = F.conv2d_algorithm(x.shape, w.shape, padding=padding, device=device)
         for grad in (None, dy):
             med = time_algos({algo: _conv_runner(F, x, w, grad, padding, algo)
